@@ -1,0 +1,37 @@
+"""openstack-ha: a highly available OpenStack control plane on libvirt.
+
+Reads the stack config into one validated Settings object, then wires the components.
+"""
+import pulumi
+
+import settings as stack_settings
+from components.credentials import Credentials, CredentialsArgs
+from components.hypervisor import HypervisorSite, HypervisorSiteArgs
+from components.node import ClusterNode, ClusterNodeArgs
+from components.shared_disk import SharedDisk, SharedDiskArgs
+
+try:
+    settings = stack_settings.from_pulumi(pulumi.Config().get_secret, pulumi.get_stack())
+except stack_settings.SettingsError as error:
+    # Stop before any resource is registered, with the message and no traceback.
+    raise pulumi.RunError(str(error)) from None
+
+credentials = Credentials("credentials", CredentialsArgs(settings))
+sites = {h.name: HypervisorSite(h.name, HypervisorSiteArgs(settings, h))
+         for h in settings.hypervisors}
+shared_disk = SharedDisk(
+    "shared-disk", SharedDiskArgs(settings),
+    pulumi.ResourceOptions(provider=sites[settings.controls[0].hypervisor].provider))
+controls = [ClusterNode(n.name, ClusterNodeArgs(settings, n, sites[n.hypervisor], credentials,
+                                                 shared_disk)) for n in settings.controls]
+computes = [ClusterNode(n.name, ClusterNodeArgs(settings, n, sites[n.hypervisor], credentials))
+            for n in settings.computes]
+
+pulumi.export("vip", str(settings.vip))
+pulumi.export("vipFqdn", settings.vip_fqdn)
+pulumi.export("nodes", {
+    node.spec.name: {"role": node.spec.role, "ip": str(node.spec.ip), "domain": node.domain_name,
+                     "ssh": f"ssh -i {settings.stack}-admin.key {settings.admin_user}@{node.spec.ip}"}
+    for node in controls + computes})
+pulumi.export("domains", [node.domain_name for node in controls + computes])
+pulumi.export("adminPrivateKey", pulumi.Output.secret(credentials.admin_private_key))

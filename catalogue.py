@@ -1,0 +1,60 @@
+"""The OpenStack API catalogue HAProxy balances: ports from the seed era to today.
+
+A service is on by default while the stack's release still ships it (`added_in` ..
+`removed_after`); `default_off` marks services nobody should get without asking.
+The seed-era load-balancing page swapped glance's labels: glance-api is 9292, the registry 9191.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    # HTTP path answering a version document, or None for a plain TCP check.
+    check_path: Optional[str]
+    added_in: str = "havana"
+    removed_after: Optional[str] = None
+    default_off: bool = False
+    # Keystone service type and endpoint path, for the endpoint repoint (None: not in keystone).
+    service_type: Optional[str] = None
+    endpoint_path: str = ""
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("keystone", 5000, "/", service_type="identity", endpoint_path="/v3"),
+    Service("keystone-admin", 35357, "/", removed_after="pike"),
+    Service("glance-api", 9292, "/", service_type="image"),
+    Service("glance-registry", 9191, None, removed_after="train"),
+    Service("nova-api", 8774, "/", service_type="compute", endpoint_path="/v2.1"),
+    Service("nova-metadata", 8775, "/"),
+    Service("nova-ec2", 8773, None, removed_after="liberty", default_off=True,
+            service_type="ec2", endpoint_path="/services/Cloud"),
+    Service("novncproxy", 6080, None),
+    Service("placement", 8778, "/", added_in="newton", service_type="placement"),
+    Service("cinder", 8776, "/", service_type="volumev3", endpoint_path="/v3/%(project_id)s"),
+    Service("neutron", 9696, "/", service_type="network"),
+    Service("heat", 8004, "/", service_type="orchestration",
+            endpoint_path="/v1/%(project_id)s"),
+    Service("heat-cfn", 8000, "/", service_type="cloudformation", endpoint_path="/v1"),
+    Service("heat-cloudwatch", 8003, None, removed_after="pike"),
+    Service("ceilometer", 8777, "/", removed_after="pike", service_type="metering"),
+    Service("swift", 8080, "/healthcheck", service_type="object-store",
+            endpoint_path="/v1/AUTH_%(project_id)s"),
+    Service("horizon", 80, "/"),
+)
+
+
+def default_enabled(service: Service, release: str, releases: tuple[str, ...]) -> bool:
+    """On when the release ships the service and it is not legacy-off."""
+    index = releases.index(release)
+    shipped = releases.index(service.added_in) <= index and (
+        service.removed_after is None or index <= releases.index(service.removed_after))
+    return shipped and not service.default_off
+
+
+def by_name(name: str) -> Service:
+    return next(s for s in SERVICES if s.name == name)

@@ -1,0 +1,29 @@
+"""Renders every script and file the stack ships from `templates/`, strictly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jinja2
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+# Values land in shell scripts: quote them the way the shell does.
+_ENV.filters["shquote"] = lambda value: "'" + str(value).replace("'", "'\"'\"'") + "'"
+
+
+def render(name: str, **context) -> str:
+    """Render templates/<name> with `context`; an undefined name is an error, not a blank."""
+    return _ENV.get_template(name).render(**context)
+
+
+def package_list(os_family: str) -> list[str]:
+    """templates/packages/<family>.txt without comments and blank lines."""
+    lines = (TEMPLATES / "packages" / f"{os_family}.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
