@@ -316,11 +316,12 @@ def _read_nodes(r: _Reader, key: str, role: str, prefix: str, default_count: int
     for index, (name, ip, hypervisor) in enumerate(entries):
         where = f"{key}.nodes[{index}]" if explicit is not None else f"{key}"
         address = r.address(f"{where}.ip", ip)
-        if address is not None and address not in network.cidr:
+        if address is None:
+            continue
+        if address not in network.cidr:
             r.fail(f"{where}.ip", str(address), f"must lie inside network.cidr {network.cidr}")
-        nodes.append(Node(name=r.name(f"{where}.name", name), role=role,
-                          ip=address or network.cidr.network_address, sizing=sizing,
-                          hypervisor=str(hypervisor)))
+        nodes.append(Node(name=r.name(f"{where}.name", name), role=role, ip=address,
+                          sizing=sizing, hypervisor=str(hypervisor)))
     return tuple(nodes)
 
 

@@ -302,24 +302,30 @@ class Graph:
         return {v for v in values if len(v.strip()) >= 8}
 
 
-def run_program(raw_config: dict[str, Any], stack: str) -> Graph:
-    """Run __main__.py under mocks with `raw_config`; SettingsError propagates as RunError."""
-    # The same validation the program runs first; a bad config registers nothing.
-    parsed = stack_settings.parse(
-        {k: v for k, v in raw_config.items() if k not in stack_settings.SECRET_KEYS}, stack)
-    mocks = RenderMocks(stack)
-    monitor = RecordingMonitor(mocks)
+def run_mocked(raw_config: dict[str, Any], stack: str,
+               monitor: Optional[RecordingMonitor] = None) -> RecordingMonitor:
+    """Run __main__.py under mocks with `raw_config` exactly as the engine would hand it over."""
+    monitor = monitor or RecordingMonitor(RenderMocks(stack))
     pulumi.runtime.settings.reset_options()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     secret_keys = [k for k in stack_settings.SECRET_KEYS if k in raw_config]
     pulumi.runtime.set_all_config(
         {f"{PROJECT}:{k}": v if isinstance(v, str) else json.dumps(v)
          for k, v in raw_config.items()},
         [f"{PROJECT}:{k}" for k in secret_keys])
     pulumi_mocks.test(lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"))()
-    given = {f"secrets/{k}": str(raw_config[k]) for k in secret_keys}
+    return monitor
+
+
+def run_program(raw_config: dict[str, Any], stack: str) -> Graph:
+    """The program's resource graph for `raw_config`; a bad config raises SettingsError."""
+    parsed = stack_settings.parse(
+        {k: v for k, v in raw_config.items() if k not in stack_settings.SECRET_KEYS}, stack)
+    monitor = run_mocked(raw_config, stack)
+    given = {f"secrets/{k}": str(raw_config[k])
+             for k in stack_settings.SECRET_KEYS if k in raw_config}
     return Graph(stack=stack, settings=parsed, registrations=monitor.registrations,
-                 outputs=_stack_outputs(), secrets={**mocks.secrets, **given},
+                 outputs=_stack_outputs(), secrets={**monitor.mocks.secrets, **given},
                  secret_inputs=monitor.secret_inputs)
 
 

@@ -1,0 +1,48 @@
+# openstack-ha: `make up` deploys the dev stack, `make test` runs the test suite.
+SHELL := /bin/bash
+STACK ?= dev
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+# The embedded default backend (Pulumi.yaml) keeps state in ~/.pulumi-openstack-ha.
+STATE_DIR := $(HOME)/.pulumi-openstack-ha
+
+.PHONY: deps venv test lab up preview destroy render pulumi-cli
+
+# Debian packages the tests run (listed in .ci/packages.txt); installs only what is missing.
+deps:
+	bash .ci/install-deps .ci/packages.txt
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The fast suite: mock-runtime graph tests and every rendered artifact through its real tool.
+test: deps venv
+	$(PYTHON) -m pytest -q
+
+# Real VMs under libvirt in a private network namespace (slow; see tests/lab).
+lab: deps venv
+	$(PYTHON) -m pytest -q -m lab tests/lab
+
+render: venv
+	$(PYTHON) tools/render.py --stack $(STACK) --out rendered/$(STACK)
+
+pulumi-cli:
+	@command -v pulumi >/dev/null || { echo "the Pulumi CLI is required: https://www.pulumi.com/docs/install/" >&2; exit 1; }
+	@[ -n "$${PULUMI_CONFIG_PASSPHRASE+set}" ] || { echo "export PULUMI_CONFIG_PASSPHRASE (the file backend encrypts stack secrets with it)" >&2; exit 1; }
+	mkdir -p $(STATE_DIR)
+
+# Deploy: local file state backend, qemu:///system, stack $(STACK).
+up: pulumi-cli venv
+	pulumi stack select --create $(STACK)
+	pulumi up --yes --stack $(STACK)
+
+preview: pulumi-cli venv
+	pulumi stack select --create $(STACK)
+	pulumi preview --diff --stack $(STACK)
+
+destroy: pulumi-cli
+	pulumi destroy --yes --stack $(STACK)

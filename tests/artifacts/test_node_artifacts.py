@@ -1,0 +1,119 @@
+"""The rendered cloud-init and shared-disk XSLT, checked by cloud-init, xsltproc and libvirt's schema."""
+from __future__ import annotations
+
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+STACKS = ["dev", "lab"]
+POOL_PATH = "/var/lib/libvirt/images"
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())
+
+
+def resources_of(out: Path, type_token: str) -> list[dict]:
+    return [r for r in manifest(out)["resources"] if r["type"] == type_token]
+
+
+def run(*argv: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_user_data_passes_cloud_init_schema(rendered, stack):
+    out = rendered(stack)
+    seeds = resources_of(out, "libvirt:index/cloudInitDisk:CloudInitDisk")
+    assert seeds
+    for seed in seeds:
+        result = run("cloud-init", "schema", "--config-file", str(out / seed["files"]["user-data"]))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Valid cloud-config" in result.stdout
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_network_config_converts_to_a_static_address(rendered, stack, tmp_path):
+    """cloud-init's own converter turns each network-config into networkd units."""
+    out = rendered(stack)
+    nodes = {f"{n['name']}-cloudinit": n for n in manifest(out)["nodes"]}
+    for seed in resources_of(out, "libvirt:index/cloudInitDisk:CloudInitDisk"):
+        node = nodes[seed["name"]]
+        target = tmp_path / node["name"]
+        result = run("cloud-init", "devel", "net-convert", "--network-data",
+                     str(out / seed["files"]["network-config"]), "--kind", "yaml",
+                     "--distro", "debian", "--output-kind", "networkd", "--directory", str(target))
+        assert result.returncode == 0, result.stderr
+        units = "".join(p.read_text() for p in target.rglob("*.network"))
+        assert f"Address={node['ip']}/" in units and node["mac"] in units.lower()
+        assert f"Gateway={manifest(out)['network']['gateway']}" in units
+
+
+def provider_domain_xml(domain: dict) -> str:
+    """The XML terraform-provider-libvirt writes for a Domain: pool volumes as file disks."""
+    disks = []
+    for index, disk in enumerate(domain["inputs"]["disks"]):
+        volume = disk["volumeId"].removesuffix("-id")
+        raw = volume == "shared-disk-volume"
+        name = f"{domain['inputs']['name'].split('-')[0]}-shared.raw" if raw else f"{volume}.qcow2"
+        disks.append(f"""
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='{"raw" if raw else "qcow2"}'/>
+      <source file='{POOL_PATH}/{name}'/>
+      <target dev='vd{chr(ord("a") + index)}' bus='virtio'/>
+    </disk>""")
+    nic = domain["inputs"]["networkInterfaces"][0]
+    return f"""<domain type='kvm'>
+  <name>{domain['inputs']['name']}</name>
+  <memory unit='MiB'>{domain['inputs']['memory']}</memory>
+  <vcpu>{domain['inputs']['vcpu']}</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>{''.join(disks)}
+    <disk type='file' device='cdrom'>
+      <source file='{POOL_PATH}/{domain['inputs']['name']}-cloudinit.iso'/>
+      <target dev='hdd' bus='ide'/>
+      <readonly/>
+    </disk>
+    <interface type='network'>
+      <mac address='{nic['mac']}'/>
+      <source network='osha'/>
+      <model type='virtio'/>
+    </interface>
+    <channel type='unix'>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+  </devices>
+</domain>
+"""
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_xslt_marks_exactly_the_shared_disk_shareable(rendered, stack, tmp_path):
+    out = rendered(stack)
+    domains = [d for d in resources_of(out, "libvirt:index/domain:Domain") if "xslt" in d["files"]]
+    assert len(domains) == len([n for n in manifest(out)["nodes"] if n["role"] == "control"])
+    for domain in domains:
+        source = tmp_path / f"{domain['name']}.xml"
+        source.write_text(provider_domain_xml(domain))
+        result = run("xsltproc", str(out / domain["files"]["xslt"]), str(source))
+        assert result.returncode == 0, result.stderr
+        transformed = tmp_path / f"{domain['name']}-out.xml"
+        transformed.write_text(result.stdout)
+        valid = run("virt-xml-validate", str(transformed), "domain")
+        assert valid.returncode == 0, valid.stdout + valid.stderr
+        disks = ET.fromstring(result.stdout).findall("./devices/disk")
+        shareable = [d for d in disks if d.find("shareable") is not None]
+        assert len(shareable) == 1
+        (shared,) = shareable
+        assert shared.find("source").get("file").endswith(f"{stack}-shared.raw")
+        driver = shared.find("driver")
+        assert (driver.get("type"), driver.get("cache")) == ("raw", "none")
+        assert shared.findtext("serial") == "osha-shared"
+        # Everything else survives untouched.
+        assert len(disks) == len(ET.fromstring(source.read_text()).findall("./devices/disk"))
+        assert ET.fromstring(result.stdout).find("./devices/interface/mac").get("address") == \
+            domain["inputs"]["networkInterfaces"][0]["mac"]
