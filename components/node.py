@@ -69,9 +69,10 @@ class ClusterNode(pulumi.ComponentResource):
             f"{name}-domain", name=self.domain_name, memory=node.sizing.memory_mib,
             vcpu=node.sizing.vcpu, cloudinit=seed.id, qemu_agent=True, autostart=True,
             disks=disks, xml=xml,
+            # The static address is cloud-init's (network-config matches this MAC); giving it
+            # here too would make the provider add a DHCP reservation to a network without DHCP.
             network_interfaces=[libvirt.DomainNetworkInterfaceArgs(
-                network_id=args.site.network.network_id, mac=node.mac, hostname=node.name,
-                addresses=[str(node.ip)])],
+                network_id=args.site.network.network_id, mac=node.mac)],
             consoles=[libvirt.DomainConsoleArgs(type="pty", target_type="serial",
                                                 target_port="0")],
             opts=child)

@@ -92,7 +92,10 @@ def test_domains_have_static_address_agent_and_sizing(dev_graph):
         assert domain.inputs["memory"] == node.sizing.memory_mib
         assert domain.inputs["vcpu"] == node.sizing.vcpu
         (nic,) = domain.inputs["networkInterfaces"]
-        assert nic["addresses"] == [str(node.ip)] and nic["mac"] == node.mac
+        assert nic["mac"] == node.mac and "addresses" not in nic
+        network_config = yaml.safe_load(dev_graph.named(f"{node.name}-cloudinit")
+                                        .inputs["networkConfig"])
+        assert network_config["ethernets"]["primary"]["match"]["macaddress"] == nic["mac"]
         assert domain.inputs["cloudinit"] == f"{node.name}-cloudinit-id"
 
 
