@@ -39,6 +39,20 @@ def cloud_init_files(settings: Settings, node: Node, admin_public_key: str,
             for part in ("user-data", "meta-data", "network-config")}
 
 
+# pulumi-command logs in as the admin user and hands the text to its shell (`bash -c`); the
+# step re-runs itself under sudo with the same text, keeping stdin (where secrets come in).
+ROOT_PROLOGUE = (
+    '[ "$(id -u)" -eq 0 ] || exec sudo -n /bin/bash -c "$BASH_EXECUTION_STRING"\n')
+
+
+def as_root(script: str) -> str:
+    """`script` with the root prologue after its shebang line."""
+    if script.startswith("#!"):
+        shebang, _, body = script.partition("\n")
+        return f"{shebang}\n{ROOT_PROLOGUE}{body}"
+    return ROOT_PROLOGUE + script
+
+
 class ClusterNode(pulumi.ComponentResource):
     """Later steps run on this node through `connection`, after `ready`."""
 
@@ -89,9 +103,13 @@ class ClusterNode(pulumi.ComponentResource):
         self.register_outputs({"domain_name": self.domain_name, "ip": str(node.ip)})
 
     def step(self, name: str, **kwargs) -> command.remote.Command:
-        """A remote Command on this node that runs after the readiness gate, parented to `parent`."""
+        """A remote Command on this node, run as root after the readiness gate, under `parent`."""
         parent = kwargs.pop("parent")
         depends_on = [self.ready, *kwargs.pop("depends_on", [])]
+        for phase in ("create", "update", "delete"):
+            if kwargs.get(phase) is not None:
+                kwargs[phase] = pulumi.Output.from_input(kwargs[phase]).apply(as_root) \
+                    if not isinstance(kwargs[phase], str) else as_root(kwargs[phase])
         return command.remote.Command(
             name, connection=self.connection,
             opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on,

@@ -1,0 +1,53 @@
+"""Node steps run as root: pulumi-command logs in as the admin user, the prologue re-runs under sudo."""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from components.node import ROOT_PROLOGUE, as_root
+
+SCRIPT = "#!/bin/bash\nset -euo pipefail\nread -r secret\necho \"uid=$(id -u) len=${#secret}\"\n"
+
+
+def test_prologue_goes_after_the_shebang():
+    wrapped = as_root(SCRIPT)
+    assert wrapped.splitlines()[0] == "#!/bin/bash"
+    assert wrapped.splitlines()[1] + "\n" == ROOT_PROLOGUE
+    assert wrapped.endswith(SCRIPT.split("\n", 1)[1])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to an unprivileged user")
+def test_unprivileged_login_re_runs_the_same_text_under_sudo_with_stdin():
+    """As pulumi-command does: the text goes to the login shell as `bash -c`, secrets on stdin."""
+    # pytest's own temp dirs are private to root; the unprivileged user must reach this one.
+    with tempfile.TemporaryDirectory() as name:
+        tmp_path = Path(name)
+        tmp_path.chmod(0o777)
+        check_re_run(tmp_path)
+
+
+def check_re_run(tmp_path: Path):
+    log = tmp_path / "sudo.log"
+    became_root = tmp_path / "root"
+    became_root.mkdir()
+    # After "sudo", `id -u` answers 0: the shim stands for having become root.
+    (became_root / "id").write_text("#!/bin/bash\necho 0\n")
+    # Stands in for sudo: records its argv, then runs the command "as root".
+    (tmp_path / "sudo").write_text(
+        f'#!/bin/bash\nprintf "%s\\n" "$@" > {log}\nshift\n'
+        f'PATH={became_root}:$PATH exec "$@"\n')
+    for tool in (became_root / "id", tmp_path / "sudo"):
+        tool.chmod(0o755)
+    result = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env",
+         f"PATH={tmp_path}:/usr/bin:/bin", "bash", "-c", as_root(SCRIPT)],
+        input="hunter2\n", capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "uid=0 len=7"
+    argv = log.read_text().split("\n")
+    assert argv[:3] == ["-n", "/bin/bash", "-c"]
+    assert "\n".join(argv[3:]).rstrip("\n") == as_root(SCRIPT).rstrip("\n")
