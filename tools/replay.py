@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""Replay a rendered stack (tools/render.py's DIR) on real hosts, as the Pulumi engine would.
+
+    python tools/replay.py DIR --phase create|update|delete [--only NAME ...] [--wrap CMD]
+
+Remote Commands run over SSH exactly as rendered: the text goes to the login shell of the
+connection user, stdin comes from the rendered stdin file (where the stack puts its secrets).
+CopyToRemote copies its source over SFTP as that user. Local Commands run with `bash -c` on
+this machine, the hypervisor side. `create` runs every step once its dependencies are done,
+independent steps in parallel; `delete` runs in reverse dependency order, as `pulumi destroy`
+does; `update` runs the update script of the chosen steps, in dependency order.
+`--wrap` prefixes every process (e.g. `ip netns exec osha-lab` to reach hosts in a namespace).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+RUNNABLE = ("command:remote:Command", "command:remote:CopyToRemote", "command:local:Command")
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+               "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+               "-o", "ConnectTimeout=20")
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Result:
+    name: str
+    phase: str
+    returncode: int
+    seconds: float
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Rendered:
+    """One render directory: its manifest and the steps a replay can run."""
+
+    root: Path
+    manifest: dict
+    steps: dict[str, dict] = field(init=False)
+
+    def __post_init__(self):
+        self.steps = {r["name"]: r for r in self.manifest["resources"] if r["type"] in RUNNABLE}
+
+    @classmethod
+    def load(cls, root: Path) -> "Rendered":
+        return cls(root, json.loads((root / "manifest.json").read_text()))
+
+    def dependencies(self, name: str) -> list[str]:
+        """Steps that finish before `name` starts (libvirt and key resources already exist)."""
+        return [d for d in self.steps[name]["waits_for"] if d in self.steps]
+
+    def order(self) -> list[str]:
+        """All steps, each after its dependencies (stable: manifest order among equals)."""
+        done: list[str] = []
+        pending = list(self.steps)
+        while pending:
+            ready = [n for n in pending if all(d in done for d in self.dependencies(n))]
+            if not ready:
+                raise ValueError(f"dependency cycle among {pending}")
+            done += ready
+            pending = [n for n in pending if n not in ready]
+        return done
+
+    def text(self, name: str, role: str) -> Optional[str]:
+        path = self.steps[name]["files"].get(role)
+        return (self.root / path).read_text() if path else None
+
+    def fingerprint(self, name: str) -> str:
+        """Everything of a step the engine diffs: its files' contents and its other inputs."""
+        step = self.steps[name]
+        files = {role: (self.root / path).read_text() for role, path in step["files"].items()}
+        return json.dumps([files, step["inputs"]], sort_keys=True)
+
+
+def changed_steps(old: Rendered, new: Rendered) -> list[str]:
+    """Steps `pulumi up` would run after going from `old` to `new`: new ones and changed ones."""
+    return [n for n in new.order()
+            if n not in old.steps or old.fingerprint(n) != new.fingerprint(n)]
+
+
+class Replayer:
+    def __init__(self, rendered: Rendered, wrap: tuple[str, ...] = (), jobs: int = 4,
+                 log_dir: Optional[Path] = None):
+        self.rendered = rendered
+        self.wrap = tuple(wrap)
+        self.jobs = jobs
+        self.log_dir = log_dir
+        self.results: list[Result] = []
+
+    # -- one step ---------------------------------------------------------------------------
+    def _ssh(self, host: dict) -> list[str]:
+        key = self.rendered.root / host["private_key_file"]
+        return [*self.wrap, "ssh", *SSH_OPTIONS, "-i", str(key), f"{host['user']}@{host['host']}"]
+
+    def _argv(self, name: str, script: str) -> list[str]:
+        step = self.rendered.steps[name]
+        if step["type"] == "command:local:Command":
+            return [*self.wrap, "bash", "-c", script]
+        # ssh joins its arguments into the one command string the remote shell runs.
+        return [*self._ssh(step["host"]), script]
+
+    def _copy(self, name: str) -> subprocess.CompletedProcess:
+        step = self.rendered.steps[name]
+        host = step["host"]
+        source = self.rendered.root / step["files"]["source"]
+        key = self.rendered.root / host["private_key_file"]
+        remote = step["inputs"]["remotePath"]
+        argv = [*self.wrap, "scp", "-s", *SSH_OPTIONS, "-i", str(key), str(source),
+                f"{host['user']}@{host['host']}:{remote}"]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=600)
+
+    def run_step(self, name: str, phase: str) -> Result:
+        step = self.rendered.steps[name]
+        started = time.monotonic()
+        if step["type"] == "command:remote:CopyToRemote":
+            # CopyToRemote has no delete: the file stays, as with the real provider.
+            completed = self._copy(name) if phase != "delete" else None
+        else:
+            script = self.rendered.text(name, phase)
+            if phase == "update" and script is None:
+                script = self.rendered.text(name, "create")
+            completed = None
+            if script is not None:
+                stdin_path = step["files"].get("stdin")
+                stdin = (self.rendered.root / stdin_path).read_text() if stdin_path else ""
+                completed = subprocess.run(self._argv(name, script), input=stdin,
+                                           capture_output=True, text=True, timeout=1800)
+        result = Result(name, phase, completed.returncode if completed else 0,
+                        time.monotonic() - started,
+                        completed.stdout if completed else "", completed.stderr if completed else "")
+        self._log(result)
+        if result.returncode != 0:
+            raise StepFailed(f"{name} {phase} exited {result.returncode}:\n{result.stderr[-3000:]}")
+        return result
+
+    def _log(self, result: Result) -> None:
+        self.results.append(result)
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            path = self.log_dir / f"{result.name}.{result.phase}.log"
+            path.write_text(f"rc={result.returncode} seconds={result.seconds:.1f}\n"
+                            f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}\n")
+        print(f"[{result.phase}] {result.name}: rc={result.returncode} "
+              f"{result.seconds:.1f}s", file=sys.stderr, flush=True)
+
+    # -- many steps -------------------------------------------------------------------------
+    def run(self, phase: str, only: Optional[list[str]] = None) -> list[Result]:
+        """Run `phase` for `only` (default: every step), honouring dependencies among them."""
+        names = [n for n in self.rendered.order() if only is None or n in only]
+        blockers = self._dependents if phase == "delete" else self.rendered.dependencies
+        return self._schedule(names, blockers, phase)
+
+    def _dependents(self, name: str) -> list[str]:
+        return [n for n in self.rendered.steps if name in self.rendered.dependencies(n)]
+
+    def _schedule(self, names: list[str], blockers, phase: str) -> list[Result]:
+        done: set[str] = set()
+        results: list[Result] = []
+        running: dict[Future, str] = {}
+        pending = list(names)
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            while pending or running:
+                for name in [n for n in pending
+                             if all(b in done or b not in names for b in blockers(n))]:
+                    pending.remove(name)
+                    running[pool.submit(self.run_step, name, phase)] = name
+                if not running:
+                    raise ValueError(f"nothing can start among {pending}")
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    results.append(future.result())  # a failure stops the replay here
+                    done.add(name)
+        return results
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", type=Path)
+    parser.add_argument("--phase", choices=("create", "update", "delete"), default="create")
+    parser.add_argument("--only", nargs="*")
+    parser.add_argument("--wrap", default="", help="command prefix, e.g. 'ip netns exec NS'")
+    parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--log-dir", type=Path)
+    args = parser.parse_args(argv)
+    replayer = Replayer(Rendered.load(args.dir), tuple(shlex.split(args.wrap)), args.jobs,
+                        args.log_dir)
+    try:
+        replayer.run(args.phase, args.only)
+    except StepFailed as failure:
+        print(failure, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
