@@ -15,9 +15,9 @@ Keys are real and derived from the stack and resource name, so re-renders are st
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -86,11 +86,6 @@ def _key_outputs(key) -> dict[str, str]:
         "publicKeyPem": public.public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
         "publicKeyOpenssh": public_openssh,
-        "publicKeyFingerprintSha256": "SHA256:" + base64.b64encode(hashlib.sha256(
-            public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-            if isinstance(key, ed25519.Ed25519PrivateKey) else
-            public.public_bytes(serialization.Encoding.DER,
-                                serialization.PublicFormat.SubjectPublicKeyInfo)).digest()).decode(),
     }
 
 
@@ -132,7 +127,7 @@ def _certificate(inputs: dict, subject_key, issuer_key, issuer_name: Optional[x5
     is_ca = bool(inputs.get("isCaCertificate"))
     builder = builder.add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     sans = [x509.DNSName(d) for d in inputs.get("dnsNames") or []]
-    sans += [x509.IPAddress(__import__("ipaddress").ip_address(a))
+    sans += [x509.IPAddress(ipaddress.ip_address(a))
              for a in inputs.get("ipAddresses") or []]
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
