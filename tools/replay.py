@@ -5,8 +5,8 @@
 
 Remote Commands run over SSH exactly as rendered: the text goes to the login shell of the
 connection user, stdin comes from the rendered stdin file (where the stack puts its secrets).
-CopyToRemote copies its source over SFTP as that user. Local Commands run with `bash -c` on
-this machine, the hypervisor side. `create` runs every step once its dependencies are done,
+CopyToRemote copies its source over SFTP as that user. Local Commands run on this machine, the
+hypervisor side, with their interpreter (pulumi-command's default: `/bin/sh -c`). `create` runs every step once its dependencies are done,
 independent steps in parallel; `delete` runs in reverse dependency order, as `pulumi destroy`
 does; `update` runs the update script of the chosen steps, in dependency order.
 `--wrap` prefixes every process (e.g. `ip netns exec osha-lab` to reach hosts in a namespace).
@@ -109,7 +109,8 @@ class Replayer:
     def _argv(self, name: str, script: str) -> list[str]:
         step = self.rendered.steps[name]
         if step["type"] == "command:local:Command":
-            return [*self.wrap, "bash", "-c", script]
+            # pulumi-command's local default is /bin/sh -c unless the step names an interpreter.
+            return [*self.wrap, *(step["inputs"].get("interpreter") or ["/bin/sh", "-c"]), script]
         # ssh joins its arguments into the one command string the remote shell runs.
         return [*self._ssh(step["host"]), script]
 
