@@ -6,8 +6,8 @@
 Remote Commands run over SSH exactly as rendered: the text goes to the login shell of the
 connection user, stdin comes from the rendered stdin file (where the stack puts its secrets).
 CopyToRemote copies its source over SFTP as that user. Local Commands run on this machine, the
-hypervisor side, with their interpreter (pulumi-command's default: `/bin/sh -c`). `create` runs every step once its dependencies are done,
-independent steps in parallel; `delete` runs in reverse dependency order, as `pulumi destroy`
+hypervisor side, with their interpreter (pulumi-command's default: `/bin/sh -c`). `create` runs
+every step once its dependencies are done, independent steps in parallel; `delete` runs in reverse dependency order, as `pulumi destroy`
 does; `update` runs the update script of the chosen steps, in dependency order.
 `--wrap` prefixes every process (e.g. `ip netns exec osha-lab` to reach hosts in a namespace).
 """
