@@ -5,7 +5,10 @@ Reads the stack config into one validated Settings object, then wires the compon
 import pulumi
 
 import settings as stack_settings
+from components.cluster import Cluster, ClusterArgs
+from components.cluster_resources import ClusterResources, ClusterResourcesArgs
 from components.credentials import Credentials, CredentialsArgs
+from components.fencing import Fencing, FencingArgs
 from components.hypervisor import HypervisorSite, HypervisorSiteArgs
 from components.node import ClusterNode, ClusterNodeArgs
 from components.shared_disk import SharedDisk, SharedDiskArgs
@@ -26,6 +29,11 @@ controls = [ClusterNode(n.name, ClusterNodeArgs(settings, n, sites[n.hypervisor]
                                                  shared_disk)) for n in settings.controls]
 computes = [ClusterNode(n.name, ClusterNodeArgs(settings, n, sites[n.hypervisor], credentials))
             for n in settings.computes]
+cluster = Cluster("cluster", ClusterArgs(settings, controls, credentials))
+fencing = Fencing("fencing", FencingArgs(settings, controls, credentials))
+cluster_resources = ClusterResources(
+    "cluster-resources",
+    ClusterResourcesArgs(settings, controls, cluster, fencing, shared_disk))
 
 pulumi.export("vip", str(settings.vip))
 pulumi.export("vipFqdn", settings.vip_fqdn)

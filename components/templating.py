@@ -1,6 +1,7 @@
 """Renders every script and file the stack ships from `templates/`, strictly."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jinja2
@@ -14,8 +15,14 @@ _ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-# Values land in shell scripts: quote them the way the shell does.
-_ENV.filters["shquote"] = lambda value: "'" + str(value).replace("'", "'\"'\"'") + "'"
+_ENV.filters["shquote"] = lambda value: shell_quote(str(value))
+
+
+def shell_quote(value: str) -> str:
+    """`value` as one shell word: bare when that is safe, single-quoted otherwise."""
+    if re.fullmatch(r"[A-Za-z0-9_./:=@%+,-]+", value):
+        return value
+    return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
 def render(name: str, **context) -> str:

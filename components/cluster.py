@@ -1,0 +1,56 @@
+"""The control nodes become one Pacemaker cluster: packages, pcsd, kernel settings, corosync."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.credentials import Credentials
+from components.node import ClusterNode
+from components.templating import package_list, render
+from settings import Settings
+
+BROKER_UNITS = {"qpid": "qpidd", "rabbitmq": "rabbitmq-server"}
+BROKER_PACKAGES = {"qpid": "qpid-cpp-server", "rabbitmq": "rabbitmq-server"}
+MYSQL_UNITS = ("mariadb", "mysql", "mysqld")
+
+
+def managed_units(settings: Settings) -> list[str]:
+    """systemd units only Pacemaker may start."""
+    return [*MYSQL_UNITS, BROKER_UNITS[settings.cluster.broker], "haproxy",
+            *(s.unit for s in settings.cluster.singletons)]
+
+
+@dataclass
+class ClusterArgs:
+    settings: Settings
+    controls: list[ClusterNode]
+    credentials: Credentials
+
+
+class Cluster(pulumi.ComponentResource):
+    """`formed` finishes once every control node is online in a quorate cluster."""
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("openstack-ha:index:Cluster", name, None, opts)
+        s = args.settings
+        context = dict(settings=s, nodes=[c.spec for c in args.controls])
+        packages = package_list(s.image.os_family) + [BROKER_PACKAGES[s.cluster.broker]]
+        prepared = []
+        for node in args.controls:
+            prepared.append(node.step(
+                f"{node.spec.name}-cluster-prep", parent=self,
+                create=render("cluster-prep.sh.j2", packages=packages,
+                              units=managed_units(s), **context),
+                stdin=args.credentials.hacluster_password))
+            prepared.append(node.step(
+                f"{node.spec.name}-sysctl", parent=self,
+                create=render("cluster-sysctl.sh.j2", **context),
+                delete=render("cluster-sysctl-delete.sh.j2")))
+        first = args.controls[0]
+        self.formed = first.step(
+            "cluster-setup", parent=self, depends_on=prepared,
+            create=render("cluster-setup.sh.j2", **context),
+            delete=render("cluster-destroy.sh.j2"),
+            stdin=args.credentials.hacluster_password)
+        self.register_outputs({"name": s.cluster.name})

@@ -1,0 +1,150 @@
+"""The seed's resource layout in Pacemaker, built in a shadow CIB and pushed as one diff.
+
+VIP, shared Filesystem, MySQL, the broker and the single-instance services form one group that
+moves as a whole; HAProxy runs on every control node (a clone the group follows) or, in the
+seed's layout, inside the group right after the VIP.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.cluster import BROKER_UNITS, Cluster
+from components.fencing import Fencing, StonithDevice
+from components.node import ClusterNode
+from components.shared_disk import SharedDisk
+from components.templating import render
+from settings import Settings
+
+GROUP = "osha-core"
+TAG = "osha-managed"
+MYSQL = {
+    "rhel": {"binary": "/usr/libexec/mysqld", "config": "/etc/my.cnf"},
+    "debian": {"binary": "/usr/sbin/mariadbd", "config": "/etc/mysql/my.cnf"},
+}
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One `pcs resource create` (or `stonith create`) and where it goes."""
+
+    id: str
+    agent: str
+    params: tuple[tuple[str, str], ...] = ()
+    ops: tuple[str, ...] = ()
+    group: bool = True
+    clone: bool = False
+    stonith: bool = False
+
+    @property
+    def top_id(self) -> str:
+        """The id the tag holds: the clone's for a clone."""
+        return f"{self.id}-clone" if self.clone else self.id
+
+    def pcs_args(self) -> list[str]:
+        args = ["stonith" if self.stonith else "resource", "create", self.id, self.agent,
+                *(f"{k}={v}" for k, v in self.params)]
+        for op in self.ops:
+            args += ["op", *op.split()]
+        if self.clone:
+            args.append("clone")
+        elif self.group:
+            args += ["--group", GROUP]
+        return args
+
+
+def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> list[Resource]:
+    """Every resource the stack manages, in creation (and group) order."""
+    s = settings
+    mysql = MYSQL[s.image.os_family]
+    fs_params = [("device", device), ("directory", s.cluster.mysql_datadir),
+                 ("fstype", s.shared_storage.filesystem)]
+    if s.image.os_family == "rhel":
+        # SELinux: MySQL may only use files labelled mysqld_db_t.
+        fs_params.append(("options", 'context="system_u:object_r:mysqld_db_t:s0"'))
+    haproxy = Resource("haproxy", "systemd:haproxy", ops=("monitor interval=10s",),
+                       clone=s.cluster.haproxy_layout == "clone")
+    layout = [Resource("vip", "ocf:heartbeat:IPaddr2",
+                       (("ip", str(s.vip)), ("cidr_netmask", str(s.network.cidr.prefixlen))),
+                       ("monitor interval=10s",))]
+    if not haproxy.clone:
+        layout.append(haproxy)  # the seed's layout: HAProxy right after the VIP it binds
+    layout += [
+        Resource("shared-fs", "ocf:heartbeat:Filesystem", tuple(fs_params),
+                 ("monitor interval=20s timeout=40s",)),
+        Resource("mysql", "ocf:heartbeat:mysql", (
+            ("binary", mysql["binary"]), ("config", mysql["config"]),
+            ("datadir", s.cluster.mysql_datadir), ("user", "mysql"), ("group", "mysql"),
+            ("pid", "/run/mysqld/mysqld.pid"), ("socket", "/run/mysqld/mysqld.sock"),
+            # Clients reach MySQL at the VIP; the distribution default listens on loopback only.
+            ("additional_parameters", "--bind-address=0.0.0.0")),
+            ("start timeout=180s", "stop timeout=120s", "monitor interval=20s timeout=30s")),
+        Resource("broker", f"systemd:{BROKER_UNITS[s.cluster.broker]}",
+                 ops=("start timeout=200s", "stop timeout=120s", "monitor interval=30s")),
+        *(Resource(x.name, f"systemd:{x.unit}", ops=("monitor interval=30s",))
+          for x in s.cluster.singletons),
+    ]
+    if haproxy.clone:
+        layout.append(haproxy)
+    layout += [Resource(d.id, d.agent, d.params, ("monitor interval=60s",),
+                        group=False, stonith=True) for d in stonith]
+    return layout
+
+
+def constraints(settings: Settings, stonith: list[StonithDevice]) -> list[list[str]]:
+    """pcs constraint commands: the group follows HAProxy; no device runs on its own target."""
+    commands = []
+    if settings.cluster.haproxy_layout == "clone":
+        commands += [
+            ["constraint", "colocation", "add", GROUP, "with", "haproxy-clone", "INFINITY"],
+            # Optional: a restart of one HAProxy does not bounce the VIP and the databases.
+            ["constraint", "order", "start", "haproxy-clone", "then", "start", GROUP,
+             "kind=Optional"],
+        ]
+    commands += [["constraint", "location", d.id, "avoids", d.node] for d in stonith]
+    return commands
+
+
+def pcs_commands(settings: Settings, device: str, stonith: list[StonithDevice]) -> list[list[str]]:
+    """The whole layout as pcs argument lists, applied to an empty slate of managed resources."""
+    layout = resources(settings, device, stonith)
+    tagged = [GROUP] + [r.top_id for r in layout if not r.group or r.clone or r.stonith]
+    return [
+        *(r.pcs_args() for r in layout),
+        *constraints(settings, stonith),
+        ["tag", "create", TAG, *dict.fromkeys(tagged)],
+        ["property", "set", f"stonith-enabled={'true' if stonith else 'false'}"],
+        ["resource", "defaults", "update", f"resource-stickiness={settings.cluster.stickiness}"],
+    ]
+
+
+@dataclass
+class ClusterResourcesArgs:
+    settings: Settings
+    controls: list[ClusterNode]
+    cluster: Cluster
+    fencing: Fencing
+    shared_disk: SharedDisk
+
+
+class ClusterResources(pulumi.ComponentResource):
+    """Runs on the first control node once the cluster is formed and fencing can reach hosts."""
+
+    def __init__(self, name: str, args: ClusterResourcesArgs,
+                 opts: pulumi.ResourceOptions = None):
+        super().__init__("openstack-ha:index:ClusterResources", name, None, opts)
+        s = args.settings
+        first = args.controls[0]
+        device = args.shared_disk.device
+        prepared = first.step(
+            "shared-storage-prepare", parent=self, depends_on=[args.cluster.formed],
+            create=render("shared-storage-prepare.sh.j2", settings=s, device=device))
+        commands = pcs_commands(s, device, args.fencing.devices)
+        ids = [r.id for r in resources(s, device, args.fencing.devices)]
+        self.layout = first.step(
+            "cluster-layout", parent=self,
+            depends_on=[prepared, args.cluster.formed, *args.fencing.ready],
+            create=render("cib-layout.sh.j2", commands=commands, tag=TAG, ids=ids),
+            delete=render("cib-layout-delete.sh.j2", tag=TAG))
+        self.register_outputs({"resources": ids})

@@ -1,0 +1,69 @@
+"""Offline Pacemaker: run the stack's rendered layout script against a CIB file, then simulate."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{argv}: {result.stdout}{result.stderr}"
+    return result
+
+
+def empty_cib(path: Path, nodes: list[str]) -> Path:
+    """A CIB holding only the stack's control nodes, as a freshly formed cluster has."""
+    path.write_text(run(["cibadmin", "--empty"]).stdout)
+    for index, node in enumerate(nodes, start=1):
+        run(["cibadmin", "--create", "-o", "nodes", "--xml-text",
+             f'<node id="{index}" uname="{node}"/>'], env={**os.environ, "CIB_file": str(path)})
+    return path
+
+
+def apply_layout(rendered_dir: Path, cib: Path) -> subprocess.CompletedProcess:
+    """The stack's own cluster-layout create script, run unchanged in its offline mode."""
+    manifest = json.loads((rendered_dir / "manifest.json").read_text())
+    (layout,) = [r for r in manifest["resources"] if r["name"] == "cluster-layout"]
+    return run(["bash", str(rendered_dir / layout["files"]["create"])],
+               env={**os.environ, "OSHA_CIB_FILE": str(cib)})
+
+
+def epoch(cib: Path) -> str:
+    return ET.parse(cib).getroot().get("epoch")
+
+
+@dataclass
+class Placement:
+    """Where each resource runs in a simulated cluster state."""
+
+    online: list[str]
+    running: dict[str, list[str]]  # resource id -> nodes
+
+    def on(self, resource: str) -> list[str]:
+        return self.running.get(resource, [])
+
+
+def simulate(cib: Path, out: Path, *events: str) -> Placement:
+    """crm_simulate with quorum, the given events (-u NODE, -f NODE), saved to `out`."""
+    run(["crm_simulate", "--xml-file", str(cib), "--simulate", "--quorum", "1", *events,
+         "--save-output", str(out)])
+    status = run(["crm_mon", "-1", "--output-as=xml"], env={**os.environ, "CIB_file": str(out)})
+    root = ET.fromstring(status.stdout)
+    running: dict[str, list[str]] = {}
+    for resource in root.iter("resource"):
+        if resource.get("role") == "Started":
+            running.setdefault(resource.get("id"), []).extend(
+                n.get("name") for n in resource.findall("node"))
+    online = [n.get("name") for n in root.find("nodes") if n.get("online") == "true"]
+    return Placement(online, running)
+
+
+def verify(cib: Path) -> str:
+    """crm_verify's complaints about `cib` (empty when clean)."""
+    result = subprocess.run(["crm_verify", "--verbose", "--xml-file", str(cib)],
+                            capture_output=True, text=True)
+    return (result.stdout + result.stderr).strip() if result.returncode or result.stderr else ""

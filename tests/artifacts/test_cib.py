@@ -1,0 +1,137 @@
+"""The stack's rendered CIB layout run with the real pcs, then checked by crm_verify and crm_simulate."""
+from __future__ import annotations
+
+import pytest
+
+import settings as stack_settings
+from tests.artifacts import cib
+from tests.conftest import stack_config
+from tools import render
+
+VARIANTS = {
+    "dev-clone": ("dev", {}),
+    "dev-group": ("dev", {"cluster": {"haproxyLayout": "group", "broker": "qpid"}}),
+    "lab-clone": ("lab", {}),
+    "dev-two-nodes": ("dev", {"controlNodes": {"count": 2}, "acknowledgeEvenControlCount": True}),
+    "dev-havana": ("dev", {"release": "havana"}),
+}
+
+
+def render_variant(stack: str, overrides: dict, out):
+    raw = stack_config(stack, **overrides)
+    render.write(render.run_program(raw, stack), out)
+    return stack_settings.parse(raw, stack)
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def built(request, tmp_path_factory):
+    """(settings, rendered dir, CIB with the stack's layout applied, all-up CIB) per variant."""
+    stack, overrides = VARIANTS[request.param]
+    work = tmp_path_factory.mktemp(request.param)
+    settings = render_variant(stack, overrides, work / "rendered")
+    nodes = [n.name for n in settings.controls]
+    configured = cib.empty_cib(work / "cib.xml", nodes)
+    cib.apply_layout(work / "rendered", configured)
+    up = work / "up.xml"
+    placement = cib.simulate(configured, up, *(f"--node-up={n}" for n in nodes))
+    return settings, work, configured, up, placement
+
+
+def group_members(settings) -> list[str]:
+    members = ["vip", "shared-fs", "mysql", "broker", *(s.name for s in settings.cluster.singletons)]
+    if settings.cluster.haproxy_layout == "group":
+        members.insert(1, "haproxy")
+    return members
+
+
+def holder(settings, placement: cib.Placement) -> str:
+    (node,) = placement.on("vip")
+    return node
+
+
+def check_together(settings, placement: cib.Placement) -> str:
+    """Every group member runs exactly once, all on the VIP's node; HAProxy where it belongs."""
+    node = holder(settings, placement)
+    for member in group_members(settings):
+        assert placement.on(member) == [node], (member, placement.running)
+    if settings.cluster.haproxy_layout == "clone":
+        assert sorted(placement.on("haproxy")) == sorted(placement.online)
+    for control in settings.controls:
+        device = placement.on(f"fence-{control.name}")
+        # A device never runs on the node it fences; with no other node up it does not run.
+        expected = 1 if any(n != control.name for n in placement.online) else 0
+        assert len(device) == expected and control.name not in device, (control.name, device)
+    return node
+
+
+def test_crm_verify_is_clean(built):
+    _, _, _, up, _ = built
+    assert cib.verify(up) == ""
+
+
+def test_all_nodes_up_every_resource_starts_once(built):
+    settings, _, _, _, placement = built
+    assert sorted(placement.online) == sorted(n.name for n in settings.controls)
+    check_together(settings, placement)
+
+
+def test_failover_moves_everything_to_one_survivor_for_each_node_in_turn(built):
+    """For each node: it holds the VIP (it came up first), fails, everything moves together to
+    one survivor; when it comes back nothing moves back."""
+    settings, work, configured, _, _ = built
+    nodes = [n.name for n in settings.controls]
+    for victim in nodes:
+        others = [f"--node-up={n}" for n in nodes if n != victim]
+        first = cib.simulate(configured, work / f"{victim}-first.xml", f"--node-up={victim}")
+        assert holder(settings, first) == victim
+        up = cib.simulate(work / f"{victim}-first.xml", work / f"{victim}-up.xml", *others)
+        assert check_together(settings, up) == victim
+        failed = cib.simulate(work / f"{victim}-up.xml", work / f"{victim}-failed.xml",
+                              f"--node-fail={victim}")
+        assert victim not in failed.online
+        survivor = check_together(settings, failed)
+        assert survivor != victim
+        back = cib.simulate(work / f"{victim}-failed.xml", work / f"{victim}-back.xml",
+                            f"--node-up={victim}")
+        assert check_together(settings, back) == survivor, "stickiness: nothing moves back"
+
+
+def test_rerun_without_changes_pushes_nothing(built):
+    _, work, configured, _, _ = built
+    before = cib.epoch(configured)
+    result = cib.apply_layout(work / "rendered", configured)
+    assert "nothing to push" in result.stderr
+    assert cib.epoch(configured) == before
+
+
+def test_two_node_cluster_delays_one_side(built):
+    settings, work, configured, _, _ = built
+    text = configured.read_text()
+    if len(settings.controls) == 2:
+        assert text.count('name="pcmk_delay_base"') == 1
+    else:
+        assert "pcmk_delay_base" not in text
+
+
+def test_removing_a_resource_from_settings_removes_it_from_the_cib(tmp_path):
+    stack = "dev"
+    havana = {"release": "havana"}  # two singletons: consoleauth and the L2 agent
+    before = render_variant(stack, havana, tmp_path / "before")
+    configured = cib.empty_cib(tmp_path / "cib.xml", [n.name for n in before.controls])
+    cib.apply_layout(tmp_path / "before", configured)
+    assert 'id="nova-consoleauth"' in configured.read_text()
+    render_variant(stack, {**havana, "cluster": {"singletons": [
+        {"name": "neutron-l2-agent", "unit": "neutron-openvswitch-agent"}]}}, tmp_path / "after")
+    cib.apply_layout(tmp_path / "after", configured)
+    text = configured.read_text()
+    assert 'id="nova-consoleauth"' not in text
+    assert 'id="neutron-l2-agent"' in text and 'id="mysql"' in text
+
+
+def test_fencing_off_disables_stonith_and_creates_no_device(tmp_path):
+    settings = render_variant("dev", {"fencing": {"enabled": False, "acknowledgeDisabled": True}},
+                              tmp_path / "rendered")
+    configured = cib.empty_cib(tmp_path / "cib.xml", [n.name for n in settings.controls])
+    cib.apply_layout(tmp_path / "rendered", configured)
+    text = configured.read_text()
+    assert 'name="stonith-enabled" value="false"' in text and 'class="stonith"' not in text
