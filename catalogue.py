@@ -22,18 +22,25 @@ class Service:
     # Keystone service type and endpoint path, for the endpoint repoint (None: not in keystone).
     service_type: Optional[str] = None
     endpoint_path: str = ""
+    # Reached by users (HAProxy terminates TLS for it) rather than only by other services.
+    public: bool = True
+    # With TLS on, users come in on this port and `port` only redirects to it (Horizon).
+    tls_port: Optional[int] = None
+    # Browser sessions and console websockets stay on the node that started them.
+    sticky: bool = False
 
 
 SERVICES: tuple[Service, ...] = (
     Service("keystone", 5000, "/", service_type="identity", endpoint_path="/v3"),
-    Service("keystone-admin", 35357, "/", removed_after="pike"),
+    # The identity admin interface, for the releases that still listen on it.
+    Service("keystone-admin", 35357, "/", removed_after="pike", endpoint_path="/v3"),
     Service("glance-api", 9292, "/", service_type="image"),
-    Service("glance-registry", 9191, None, removed_after="train"),
+    Service("glance-registry", 9191, None, removed_after="train", public=False),
     Service("nova-api", 8774, "/", service_type="compute", endpoint_path="/v2.1"),
-    Service("nova-metadata", 8775, "/"),
+    Service("nova-metadata", 8775, "/", public=False),
     Service("nova-ec2", 8773, None, removed_after="liberty", default_off=True,
             service_type="ec2", endpoint_path="/services/Cloud"),
-    Service("novncproxy", 6080, None),
+    Service("novncproxy", 6080, None, sticky=True),
     Service("placement", 8778, "/", added_in="newton", service_type="placement"),
     Service("cinder", 8776, "/", service_type="volumev3", endpoint_path="/v3/%(project_id)s"),
     Service("neutron", 9696, "/", service_type="network"),
@@ -44,8 +51,9 @@ SERVICES: tuple[Service, ...] = (
     Service("ceilometer", 8777, "/", removed_after="pike", service_type="metering"),
     Service("swift", 8080, "/healthcheck", service_type="object-store",
             endpoint_path="/v1/AUTH_%(project_id)s"),
-    Service("horizon", 80, "/"),
+    Service("horizon", 80, "/", tls_port=443, sticky=True),
 )
+INTERFACES = ("public", "internal", "admin")
 
 
 def default_enabled(service: Service, release: str, releases: tuple[str, ...]) -> bool:
@@ -58,3 +66,39 @@ def default_enabled(service: Service, release: str, releases: tuple[str, ...]) -
 
 def by_name(name: str) -> Service:
     return next(s for s in SERVICES if s.name == name)
+
+
+def enabled(services: dict[str, bool]) -> list[Service]:
+    """The catalogue's services switched on, in catalogue order."""
+    return [s for s in SERVICES if services.get(s.name)]
+
+
+def uses_tls(service: Service, tls_enabled: bool) -> bool:
+    return tls_enabled and service.public
+
+
+def base_url(service: Service, host: str, tls_enabled: bool) -> str:
+    """Where clients reach `service` through HAProxy: scheme, host and the port they use."""
+    if uses_tls(service, tls_enabled):
+        return f"https://{host}:{service.tls_port or service.port}"
+    return f"http://{host}:{service.port}"
+
+
+def endpoints(services: dict[str, bool], host: str,
+              tls_enabled: bool) -> list[tuple[str, str, str]]:
+    """(service type, interface, URL) of every keystone endpoint, all at `host`.
+
+    The identity admin interface goes to port 35357 while keystone-admin is on.
+    """
+    on = enabled(services)
+    admin = next((s for s in on if s.name == "keystone-admin"), None)
+    rows = []
+    for service in on:
+        if service.service_type is None:
+            continue
+        for interface in INTERFACES:
+            target = admin if service.service_type == "identity" and interface == "admin" \
+                and admin is not None else service
+            rows.append((service.service_type, interface,
+                         base_url(target, host, tls_enabled) + target.endpoint_path))
+    return rows

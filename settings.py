@@ -149,6 +149,8 @@ class Keystone:
     region: str
     admin_user: str
     admin_project: str
+    # Sourced for the endpoint repoint when no keystoneAdminPassword secret is set (packstack's).
+    openrc_file: str = "/root/keystonerc_admin"
 
 
 @dataclass(frozen=True)
@@ -570,7 +572,8 @@ def parse(raw: dict[str, Any], stack: str, secrets: Optional[dict[str, Any]] = N
         mysql_require_tls=r.boolean("tls.requireMysqlTls", tls.get("requireMysqlTls", False)),
         keystone=Keystone(region=str(keystone.get("region", "RegionOne")),
                           admin_user=str(keystone.get("adminUser", "admin")),
-                          admin_project=str(keystone.get("adminProject", "admin"))),
+                          admin_project=str(keystone.get("adminProject", "admin")),
+                          openrc_file=str(keystone.get("openrcFile", "/root/keystonerc_admin"))),
         tags={str(k): str(v) for k, v in tags.items()},
         rhsm_username=_read_rhsm(r, image, secrets or {}),
         secrets=dict(secrets or {}),

@@ -18,9 +18,14 @@ _ENV = jinja2.Environment(
 _ENV.filters["shquote"] = lambda value: shell_quote(str(value))
 
 
+# Words the shell would read as syntax where a command's argument stands (pcs says "then").
+_RESERVED = {"if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do",
+             "done", "in", "function", "select", "time"}
+
+
 def shell_quote(value: str) -> str:
     """`value` as one shell word: bare when that is safe, single-quoted otherwise."""
-    if re.fullmatch(r"[A-Za-z0-9_./:=@%+,-]+", value):
+    if re.fullmatch(r"[A-Za-z0-9_./:=@%+,-]+", value) and value not in _RESERVED:
         return value
     return "'" + value.replace("'", "'\"'\"'") + "'"
 

@@ -9,29 +9,28 @@ import pytest
 
 from tools import replay
 
-FAKE_SSH = """#!/usr/bin/env python3
-# Stands in for ssh: records the target, the command text and stdin, with start and end times.
+RECORDER = """#!/usr/bin/env python3
+# Stands in for the process a step starts (ssh to a node, or a local interpreter): records its
+# argv and stdin with start and end times, and runs nothing.
 import json, os, sys, time
 start = time.monotonic()
 stdin = sys.stdin.read()
 time.sleep(0.05)
 with open(os.environ["REPLAY_LOG"], "a") as log:
-    log.write(json.dumps({"target": sys.argv[-2], "text": sys.argv[-1], "stdin": stdin,
+    log.write(json.dumps({"argv": sys.argv[1:], "text": sys.argv[-1], "stdin": stdin,
                           "start": start, "end": time.monotonic()}) + "\\n")
 """
 
 
 @pytest.fixture()
-def fake_ssh(tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("ssh", "scp"):
-        (bin_dir / tool).write_text(FAKE_SSH)
-        (bin_dir / tool).chmod(0o755)
+def recorder(tmp_path, monkeypatch):
+    """(the wrap prefix for Replayer, a function returning the recorded calls)."""
+    tool = tmp_path / "record"
+    tool.write_text(RECORDER)
+    tool.chmod(0o755)
     log = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("PATH", f"{bin_dir}:{Path('/usr/bin')}:{Path('/bin')}")
     monkeypatch.setenv("REPLAY_LOG", str(log))
-    return lambda: [json.loads(line) for line in log.read_text().splitlines()]
+    return (str(tool),), lambda: [json.loads(line) for line in log.read_text().splitlines()]
 
 
 def test_order_puts_every_step_after_its_dependencies(rendered):
@@ -42,47 +41,61 @@ def test_order_puts_every_step_after_its_dependencies(rendered):
         assert all(order.index(d) < position for d in steps.dependencies(name)), name
 
 
-def test_create_runs_rendered_text_with_stdin_after_dependencies(rendered, fake_ssh):
+def target(step: dict) -> str:
+    """What the recorded argv ends with before the text: user@host for ssh, -c for local."""
+    host = step["host"]
+    return f"{host['user']}@{host['host']}" if host.get("user") else "-c"
+
+
+def by_step(steps: replay.Rendered, calls: list[dict], phase: str):
+    """The recorded call of each step (same text on several nodes: told apart by the target)."""
+    keyed = {(c["argv"][-2], c["text"]): c for c in calls}
+    assert len(keyed) == len(calls)
+    return lambda name: keyed[(target(steps.steps[name]), steps.text(name, phase))]
+
+
+def test_create_runs_rendered_text_with_stdin_after_dependencies(rendered, recorder):
+    wrap, recorded = recorder
     steps = replay.Rendered.load(rendered("dev"))
-    remote = [n for n, s in steps.steps.items() if s["type"] == "command:remote:Command"]
-    replay.Replayer(steps, jobs=4).run("create")
-    calls = fake_ssh()
-    by_text = {c["text"]: c for c in calls}
-    assert len(calls) == len(remote)
-    for name in remote:
-        call = by_text[steps.text(name, "create")]
-        host = steps.steps[name]["host"]
-        assert call["target"] == f"{host['user']}@{host['host']}"
-        expected_stdin = steps.text(name, "stdin") or ""
-        assert call["stdin"] == expected_stdin
+    replay.Replayer(steps, wrap=wrap, jobs=4).run("create")
+    assert len(recorded()) == len(steps.steps)
+    call = by_step(steps, recorded(), "create")
+    for name, step in steps.steps.items():
+        argv = call(name)["argv"]
+        if step["type"] == "command:remote:Command":
+            assert argv[0] == "ssh"
+        else:
+            assert argv[:2] == step["inputs"].get("interpreter", ["/bin/sh", "-c"])
+        assert call(name)["stdin"] == (steps.text(name, "stdin") or "")
         for dependency in steps.dependencies(name):
-            if steps.steps[dependency]["type"] == "command:remote:Command":
-                before = by_text[steps.text(dependency, "create")]
-                assert before["end"] <= call["start"], (dependency, name)
+            assert call(dependency)["end"] <= call(name)["start"], (dependency, name)
 
 
-def test_delete_runs_dependents_first(rendered, fake_ssh):
+def test_delete_runs_dependents_first(rendered, recorder):
+    wrap, recorded = recorder
     steps = replay.Rendered.load(rendered("dev"))
     with_delete = [n for n in steps.steps if steps.text(n, "delete")]
-    replay.Replayer(steps, jobs=4).run("delete")
-    calls = {c["text"]: c for c in fake_ssh()} if with_delete else {}
-    assert len(calls) == len({steps.text(n, "delete") for n in with_delete})
+    assert "cluster-setup" in with_delete and "cluster-layout" in with_delete
+    replay.Replayer(steps, wrap=wrap, jobs=4).run("delete")
+    assert len(recorded()) == len(with_delete)
+    call = by_step(steps, recorded(), "delete")
     for name in with_delete:
         for dependency in steps.dependencies(name):
             if steps.text(dependency, "delete"):
-                assert calls[steps.text(name, "delete")]["end"] <= \
-                    calls[steps.text(dependency, "delete")]["start"]
+                assert call(name)["end"] <= call(dependency)["start"], (name, dependency)
 
 
-def test_a_failing_step_stops_the_replay(rendered, tmp_path, monkeypatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "ssh").write_text("#!/bin/sh\necho boom >&2\nexit 3\n")
-    (bin_dir / "ssh").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+def test_a_failing_step_stops_the_replay(rendered, tmp_path):
+    failing = tmp_path / "fail"
+    failing.write_text("#!/bin/sh\necho boom >&2\nexit 3\n")
+    failing.chmod(0o755)
     steps = replay.Rendered.load(rendered("dev"))
+    replayer = replay.Replayer(steps, wrap=(str(failing),))
     with pytest.raises(replay.StepFailed, match="exited 3"):
-        replay.Replayer(steps).run("create")
+        replayer.run("create")
+    # Only the first wave (steps with no dependencies) started; nothing ran after a failure.
+    assert replayer.results and all(r.stderr.strip() == "boom" for r in replayer.results)
+    assert all(not steps.dependencies(r.name) for r in replayer.results)
 
 
 def test_changed_steps_are_exactly_the_edited_ones(rendered, tmp_path):

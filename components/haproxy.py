@@ -1,0 +1,69 @@
+"""HAProxy on every control node: each enabled OpenStack API at the VIP, balanced over all nodes.
+
+The config is rendered once, copied to each node with CopyToRemote, checked with `haproxy -c`
+and installed; HAProxy (run by Pacemaker) reloads only when the installed file changed.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+
+from catalogue import enabled, uses_tls
+from components.node import ClusterNode
+from components.templating import render
+from components.tls import haproxy_cert_file
+from settings import Settings
+
+CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
+STATS_SOCKET = "/var/lib/haproxy/stats"
+STATS_PORT = 8404
+
+
+def haproxy_config(settings: Settings) -> str:
+    """haproxy.cfg for the stack's enabled services, TLS-terminating the public ones if asked."""
+    services = enabled(settings.services)
+    return render(
+        "haproxy.cfg.j2", settings=settings, services=services,
+        nodes=settings.controls, tls_enabled=settings.tls_enabled,
+        tls_services={s.name for s in services if uses_tls(s, settings.tls_enabled)},
+        cert_file=haproxy_cert_file, stats_socket=STATS_SOCKET, stats_port=STATS_PORT)
+
+
+def staged_path(settings: Settings) -> str:
+    """Where CopyToRemote (logged in as the admin user, not root) leaves the config."""
+    return f"/home/{settings.admin_user}/openstack-ha-haproxy.cfg"
+
+
+@dataclass
+class HaproxyArgs:
+    settings: Settings
+    controls: list[ClusterNode]
+    # The copies wait for these: the Pacemaker layout and, with TLS, the certificates.
+    depends_on: list[pulumi.Resource]
+
+
+class Haproxy(pulumi.ComponentResource):
+    """`installed` lists each control node's install step."""
+
+    def __init__(self, name: str, args: HaproxyArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("openstack-ha:index:Haproxy", name, None, opts)
+        s = args.settings
+        config = haproxy_config(s)
+        digest = hashlib.sha256(config.encode()).hexdigest()
+        context = dict(settings=s, staged=staged_path(s), config_file=CONFIG_FILE, digest=digest)
+        self.installed = []
+        for node in args.controls:
+            # A new digest re-copies; the install text carries the digest, so it re-runs too.
+            copy = command.remote.CopyToRemote(
+                f"{node.spec.name}-haproxy-config", connection=node.connection,
+                source=pulumi.StringAsset(config), remote_path=staged_path(s), triggers=[digest],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[node.ready, *args.depends_on]))
+            self.installed.append(node.step(
+                f"{node.spec.name}-haproxy-install", parent=self,
+                depends_on=[copy, *args.depends_on],
+                create=render("haproxy-install.sh.j2", **context),
+                delete=render("haproxy-uninstall.sh.j2", **context)))
+        self.register_outputs({"config_sha256": digest})

@@ -1,0 +1,142 @@
+"""The seed's "Securing Services": a stack CA, one certificate per service, installed on the nodes.
+
+Keys are ECDSA P-256. Every certificate names the VIP, its DNS name and every control node (the
+broker and MySQL answer on whichever node holds the VIP). Private keys reach the nodes only
+through the install step's stdin.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_tls as tls
+
+from catalogue import enabled, uses_tls
+from components.node import ClusterNode
+from components.templating import render
+from settings import Settings
+
+TLS_DIR = "/etc/openstack-ha/tls"
+CA_FILE = f"{TLS_DIR}/ca.pem"
+HAPROXY_CERT_DIR = "/etc/haproxy/certs"
+# Ten years for the CA, two for the service certificates.
+CA_HOURS = 24 * 365 * 10
+CERT_HOURS = 24 * 365 * 2
+BROKER_GROUPS = {"qpid": "qpidd", "rabbitmq": "rabbitmq"}
+# The system trust store, so clients (the OpenStack services, the openstack CLI) accept the VIP.
+TRUST_ANCHORS = {"rhel": "/etc/pki/ca-trust/source/anchors/openstack-ha-ca.pem",
+                 "debian": "/usr/local/share/ca-certificates/openstack-ha-ca.crt"}
+MYSQL_DROP_INS = {"rhel": "/etc/my.cnf.d/openstack-ha-tls.cnf",
+                  "debian": "/etc/mysql/mariadb.conf.d/90-openstack-ha-tls.cnf"}
+
+
+@dataclass(frozen=True)
+class InstalledFile:
+    """One file the install step writes: stdin block `name` to `path`."""
+
+    name: str
+    path: str
+    mode: str
+    group: str
+    # The Pacemaker resource (or "haproxy") that must re-read it when it changes.
+    consumer: str
+
+
+def haproxy_cert_file(service_name: str) -> str:
+    return f"{HAPROXY_CERT_DIR}/{service_name}.pem"
+
+
+def certificate_names(settings: Settings) -> list[str]:
+    """One certificate per TLS-terminated HAProxy service, plus MySQL and the broker."""
+    return [s.name for s in enabled(settings.services)
+            if uses_tls(s, settings.tls_enabled)] + ["mysql", "broker"]
+
+
+def installed_files(settings: Settings) -> list[InstalledFile]:
+    """Where each certificate and key lands; HAProxy wants certificate and key in one file."""
+    files = [InstalledFile("ca", CA_FILE, "0644", "root", "-"),
+             InstalledFile("ca", TRUST_ANCHORS[settings.image.os_family], "0644", "root", "trust")]
+    broker_group = BROKER_GROUPS[settings.cluster.broker]
+    for name in certificate_names(settings):
+        if name in ("mysql", "broker"):
+            group = "mysql" if name == "mysql" else broker_group
+            files += [InstalledFile(f"{name}-cert", f"{TLS_DIR}/{name}.crt", "0644", "root", name),
+                      InstalledFile(f"{name}-key", f"{TLS_DIR}/{name}.key", "0640", group, name)]
+        else:
+            files.append(InstalledFile(f"{name}-bundle", haproxy_cert_file(name), "0600", "root",
+                                       "haproxy"))
+    return files
+
+
+def stdin_bundle(blocks: dict[str, str]) -> str:
+    """Every block under a `### <name>` header line, the format the install step splits."""
+    return "".join(f"### {name}\n{text.rstrip()}\n" for name, text in blocks.items())
+
+
+def subject_names(settings: Settings) -> tuple[list[str], list[str]]:
+    """DNS names and IP addresses every certificate carries."""
+    domain = settings.network.domain
+    dns = [settings.vip_fqdn, settings.vip_name]
+    for node in settings.controls:
+        dns += [f"{node.name}.{domain}", node.name]
+    return dns, [str(settings.vip)] + [str(n.ip) for n in settings.controls]
+
+
+@dataclass
+class StackTlsArgs:
+    settings: Settings
+    controls: list[ClusterNode]
+    # The install steps wait for these (the Pacemaker resources they restart).
+    depends_on: list[pulumi.Resource]
+
+
+class StackTls(pulumi.ComponentResource):
+    """`installed` lists each control node's install step; `ca_cert_pem` is the trust anchor."""
+
+    def __init__(self, name: str, args: StackTlsArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("openstack-ha:index:StackTls", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        ca_key = tls.PrivateKey("tls-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        ca = tls.SelfSignedCert(
+            "tls-ca-cert", private_key_pem=ca_key.private_key_pem, is_ca_certificate=True,
+            subject=tls.SelfSignedCertSubjectArgs(common_name=f"openstack-ha {s.stack} CA",
+                                                  organization="openstack-ha"),
+            validity_period_hours=CA_HOURS,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"], opts=child)
+        self.ca_cert_pem = ca.cert_pem
+        dns_names, ip_addresses = subject_names(s)
+        blocks = {"ca": ca.cert_pem}
+        for cert_name in certificate_names(s):
+            key = tls.PrivateKey(f"tls-{cert_name}-key", algorithm="ECDSA", ecdsa_curve="P256",
+                                 opts=child)
+            request = tls.CertRequest(
+                f"tls-{cert_name}-csr", private_key_pem=key.private_key_pem,
+                subject=tls.CertRequestSubjectArgs(common_name=s.vip_fqdn,
+                                                   organizational_unit=cert_name,
+                                                   organization="openstack-ha"),
+                dns_names=dns_names, ip_addresses=ip_addresses, opts=child)
+            cert = tls.LocallySignedCert(
+                f"tls-{cert_name}-cert", cert_request_pem=request.cert_request_pem,
+                ca_private_key_pem=ca_key.private_key_pem, ca_cert_pem=ca.cert_pem,
+                validity_period_hours=CERT_HOURS,
+                allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+                opts=child)
+            if cert_name in ("mysql", "broker"):
+                blocks[f"{cert_name}-cert"] = cert.cert_pem
+                blocks[f"{cert_name}-key"] = key.private_key_pem
+            else:
+                blocks[f"{cert_name}-bundle"] = pulumi.Output.concat(cert.cert_pem,
+                                                                     key.private_key_pem)
+        names = list(blocks)
+        bundle = pulumi.Output.secret(pulumi.Output.all(*blocks.values()).apply(
+            lambda texts: stdin_bundle(dict(zip(names, texts)))))
+        context = dict(settings=s, files=installed_files(s), tls_dir=TLS_DIR, ca_file=CA_FILE,
+                       mysql_drop_in=MYSQL_DROP_INS[s.image.os_family],
+                       broker_group=BROKER_GROUPS[s.cluster.broker])
+        self.installed = [node.step(
+            f"{node.spec.name}-tls-install", parent=self, depends_on=args.depends_on,
+            create=render("tls-install.sh.j2", **context),
+            delete=render("tls-remove.sh.j2", **context),
+            stdin=bundle) for node in args.controls]
+        self.register_outputs({"ca_cert_pem": self.ca_cert_pem})

@@ -1,0 +1,117 @@
+"""The cluster's remote steps under the mock runtime: placement, order, delete scripts, secrets."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import stack_config
+from tools import render
+
+REMOTE = "command:remote:Command"
+
+
+def steps(graph: render.Graph) -> dict[str, render.Registration]:
+    return {r.name: r for r in graph.registrations
+            if r.type in (REMOTE, "command:local:Command")}
+
+
+def host_of(registration: render.Registration) -> str:
+    return registration.inputs["connection"]["host"]
+
+
+def test_every_control_node_is_prepared_and_compute_nodes_are_not(dev_graph):
+    found = steps(dev_graph)
+    for node in dev_graph.settings.controls:
+        for step in ("cluster-prep", "sysctl", "fence-key"):
+            assert host_of(found[f"{node.name}-{step}"]) == str(node.ip)
+    for node in dev_graph.settings.computes:
+        assert not [n for n, r in found.items()
+                    if r.type == REMOTE and host_of(r) == str(node.ip) and not n.endswith("-ready")]
+
+
+def test_once_per_cluster_steps_run_on_the_first_control_node(dev_graph):
+    first = str(dev_graph.settings.controls[0].ip)
+    for name in ("cluster-setup", "shared-storage-prepare", "cluster-layout"):
+        assert host_of(dev_graph.named(name)) == first
+
+
+def test_dependency_order(dev_graph):
+    controls = [n.name for n in dev_graph.settings.controls]
+    setup = dev_graph.waits_for(dev_graph.named("cluster-setup"))
+    for node in controls:
+        assert {f"{node}-cluster-prep", f"{node}-sysctl"} <= set(setup)
+        assert "local-fence-authorize" in dev_graph.waits_for(dev_graph.named(f"{node}-fence-key"))
+    assert "cluster-setup" in dev_graph.waits_for(dev_graph.named("shared-storage-prepare"))
+    layout = set(dev_graph.waits_for(dev_graph.named("cluster-layout")))
+    assert {"cluster-setup", "shared-storage-prepare"} | {f"{n}-fence-key" for n in controls} \
+        <= layout
+
+
+def test_destroy_unwinds_the_cluster(dev_graph):
+    assert "pcs cluster destroy --all" in dev_graph.named("cluster-setup").inputs["delete"]
+    assert "pcs resource delete" in dev_graph.named("cluster-layout").inputs["delete"]
+    assert "osha-fence:dev" in dev_graph.named("local-fence-authorize").inputs["delete"]
+    for node in dev_graph.settings.controls:
+        assert dev_graph.named(f"{node.name}-sysctl").inputs["delete"]
+        assert dev_graph.named(f"{node.name}-fence-key").inputs["delete"]
+
+
+def test_hacluster_password_travels_only_on_stdin(dev_graph):
+    password = dev_graph.secrets["secrets/hacluster-password"]
+    for name in ["cluster-setup", *(f"{n.name}-cluster-prep" for n in dev_graph.settings.controls)]:
+        step = dev_graph.named(name)
+        assert step.inputs["stdin"] == password
+        assert "read -r hacluster_password" in step.inputs["create"]
+
+
+def test_fence_key_private_half_on_nodes_public_half_on_the_hypervisor(dev_graph):
+    private = dev_graph.secrets["secrets/fence-ssh-key.key"]
+    for node in dev_graph.settings.controls:
+        assert dev_graph.named(f"{node.name}-fence-key").inputs["stdin"] == private
+    authorize = dev_graph.named("local-fence-authorize")
+    assert authorize.inputs["interpreter"] == ["/bin/bash", "-c"]
+    assert "ssh-ed25519 " in authorize.inputs["create"] and "/root/.ssh/authorized_keys" in \
+        authorize.inputs["create"]
+
+
+def test_each_fence_device_targets_its_own_node_domain_and_hypervisor(dev_graph):
+    layout = dev_graph.named("cluster-layout").inputs["create"]
+    for node in dev_graph.settings.controls:
+        assert (f"stonith create fence-{node.name} fence_virsh ip=10.20.0.1 username=root "
+                f"identity_file=/etc/pacemaker/osha-fence.key plug=dev-{node.name} "
+                f"pcmk_host_list={node.name}") in layout
+        assert f"constraint location fence-{node.name} avoids {node.name}" in layout
+
+
+@pytest.mark.parametrize("layout,clone", [("clone", True), ("group", False)])
+def test_haproxy_layouts(layout, clone):
+    graph = render.run_program(stack_config("dev", cluster={"haproxyLayout": layout}), "dev")
+    script = graph.named("cluster-layout").inputs["create"]
+    assert ("resource create haproxy systemd:haproxy op monitor interval=10s clone" in script) \
+        == clone
+    assert ("--group osha-core" in script.split("create haproxy", 1)[1].split("\n", 1)[0]) \
+        == (not clone)
+    assert "qpidd" not in script.split("create haproxy", 1)[1].split("\n", 1)[0]
+    sysctl = graph.named("ctl1-sysctl").inputs["create"]
+    assert ("net.ipv4.ip_nonlocal_bind = 1" in sysctl) == clone
+
+
+def test_fencing_off_installs_nothing_and_warns(caplog):
+    graph = render.run_program(stack_config("dev", fencing={"enabled": False,
+                                                             "acknowledgeDisabled": True}), "dev")
+    names = {r.name for r in graph.registrations}
+    assert not {n for n in names if "fence" in n and n != "fence-ssh-key"}
+    assert "stonith-enabled=false" in graph.named("cluster-layout").inputs["create"]
+
+
+def test_no_secret_in_any_command_text_or_file(rendered):
+    """Secrets reach nodes only on stdin; no rendered script, config or input carries one."""
+    for stack in ("dev", "lab"):
+        out = rendered(stack)
+        graph = render.run_program(stack_config(stack), stack)
+        secrets = graph.secret_values()
+        assert secrets
+        for path in out.rglob("*"):
+            if path.is_file() and "secrets" not in path.relative_to(out).parts:
+                text = path.read_text()
+                leaked = [s[:12] for s in secrets if s in text]
+                assert not leaked, f"{path.relative_to(out)} carries a secret starting {leaked}"
