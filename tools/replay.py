@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-RUNNABLE = ("command:remote:Command", "command:remote:CopyToRemote", "command:local:Command")
+REMOTE = "command:remote:Command"
+RUNNABLE = (REMOTE, "command:remote:CopyToRemote", "command:local:Command")
 SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                "-o", "ConnectTimeout=20")
@@ -124,6 +125,20 @@ class Replayer:
                 f"{host['user']}@{host['host']}:{remote}"]
         return subprocess.run(argv, capture_output=True, text=True, timeout=600)
 
+    def _dial(self, name: str, script: str, stdin: str) -> subprocess.CompletedProcess:
+        """Run the step; like pulumi-command, keep dialling while the host does not answer."""
+        step = self.rendered.steps[name]
+        connection = step["inputs"].get("connection") or {}
+        attempts = connection.get("dialErrorLimit", 10) if step["type"] == REMOTE else 1
+        for attempt in range(1, attempts + 1):
+            completed = subprocess.run(self._argv(name, script), input=stdin,
+                                       capture_output=True, text=True, timeout=1800)
+            # ssh exits 255 when it cannot connect; anything else is the script's own answer.
+            if completed.returncode != 255 or attempt == attempts:
+                return completed
+            time.sleep(min(connection.get("perDialTimeout", 15), 10))
+        raise AssertionError("unreachable")
+
     def run_step(self, name: str, phase: str) -> Result:
         step = self.rendered.steps[name]
         started = time.monotonic()
@@ -138,8 +153,7 @@ class Replayer:
             if script is not None:
                 stdin_path = step["files"].get("stdin")
                 stdin = (self.rendered.root / stdin_path).read_text() if stdin_path else ""
-                completed = subprocess.run(self._argv(name, script), input=stdin,
-                                           capture_output=True, text=True, timeout=1800)
+                completed = self._dial(name, script, stdin)
         result = Result(name, phase, completed.returncode if completed else 0,
                         time.monotonic() - started,
                         completed.stdout if completed else "", completed.stderr if completed else "")

@@ -59,8 +59,17 @@ def test_create_runs_rendered_text_with_stdin_after_dependencies(rendered, recor
     steps = replay.Rendered.load(rendered("dev"))
     replay.Replayer(steps, wrap=wrap, jobs=4).run("create")
     assert len(recorded()) == len(steps.steps)
-    call = by_step(steps, recorded(), "create")
+    copies = {c["argv"][-1]: c for c in recorded() if c["argv"][0] == "scp"}
+    commands = [c for c in recorded() if c["argv"][0] != "scp"]
     for name, step in steps.steps.items():
+        if step["type"] == "command:remote:CopyToRemote":
+            host = step["host"]
+            copy = copies[f"{host['user']}@{host['host']}:{step['inputs']['remotePath']}"]
+            assert copy["argv"][-2] == str(steps.root / step["files"]["source"])
+    call = by_step(steps, commands, "create")
+    for name, step in steps.steps.items():
+        if step["type"] == "command:remote:CopyToRemote":
+            continue
         argv = call(name)["argv"]
         if step["type"] == "command:remote:Command":
             assert argv[0] == "ssh"
@@ -68,7 +77,8 @@ def test_create_runs_rendered_text_with_stdin_after_dependencies(rendered, recor
             assert argv[:2] == step["inputs"].get("interpreter", ["/bin/sh", "-c"])
         assert call(name)["stdin"] == (steps.text(name, "stdin") or "")
         for dependency in steps.dependencies(name):
-            assert call(dependency)["end"] <= call(name)["start"], (dependency, name)
+            if steps.steps[dependency]["type"] != "command:remote:CopyToRemote":
+                assert call(dependency)["end"] <= call(name)["start"], (dependency, name)
 
 
 def test_delete_runs_dependents_first(rendered, recorder):

@@ -1,0 +1,148 @@
+"""The stack's nodes as persistent libvirt domains, from tools/render.py's manifest.
+
+Each node boots the lab image (a qcow2 overlay) with the stack's own cloud-init seed (user-data,
+meta-data and network-config exactly as rendered, on a NoCloud ISO), and control nodes attach
+the one shared raw disk through the stack's own XSLT. Names, addresses, MACs and sizes are the
+stack's; direct kernel boot and software emulation are the lab's own.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from components.templating import shell_quote
+from lab.hypervisor import STATE_DIR, in_namespace, run, virsh
+from tools.replay import SSH_OPTIONS
+
+# Software emulation keeps each guest's translation cache small (about 1.2 GB per qemu).
+TB_CACHE_MIB = 128
+
+
+def seed_iso(rendered: Path, seed: dict, target: Path) -> Path:
+    """A NoCloud seed ISO holding the rendered cloud-init files under their own names."""
+    staging = target.with_suffix(".d")
+    staging.mkdir(exist_ok=True)
+    for role, path in seed["files"].items():
+        (staging / role).write_text((rendered / path).read_text())
+    run("genisoimage", "-quiet", "-output", str(target), "-volid", "cidata", "-joliet",
+        "-rock", *(str(staging / role) for role in seed["files"]))
+    return target
+
+
+def domain_xml(node: dict, image: Path, overlay: Path, seed: Path, shared: Path | None,
+               network: str) -> str:
+    shared_disk = f"""
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{shared}'/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>""" if shared else ""
+    return f"""<domain type='qemu'>
+  <name>{node['domain']}</name>
+  <memory unit='MiB'>{node['memory_mib']}</memory>
+  <vcpu>{node['vcpu']}</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{image / 'vmlinuz'}</kernel>
+    <initrd>{image / 'initrd.img'}</initrd>
+    <cmdline>root=/dev/vda console=ttyS0 net.ifnames=1 quiet</cmdline>
+  </os>
+  <features><acpi/><tcg><tb-cache unit='MiB'>{TB_CACHE_MIB}</tb-cache></tcg></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='{overlay}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>{shared_disk}
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source file='{seed}'/>
+      <target dev='hdc' bus='ide'/>
+      <readonly/>
+    </disk>
+    <interface type='network'>
+      <mac address='{node['mac']}'/>
+      <source network='{network}'/>
+      <model type='virtio'/>
+    </interface>
+    <serial type='file'>
+      <source path='{STATE_DIR / (node['name'] + '.console.log')}'/>
+      <target port='0'/>
+    </serial>
+    <channel type='unix'>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+  </devices>
+</domain>
+"""
+
+
+class Machines:
+    """Defines and starts one persistent domain per node of the rendered stack."""
+
+    def __init__(self, rendered: Path, image: Path):
+        self.rendered = rendered
+        self.image = image
+        self.manifest = json.loads((rendered / "manifest.json").read_text())
+        self.resources = {r["name"]: r for r in self.manifest["resources"]}
+
+    @property
+    def nodes(self) -> list[dict]:
+        return self.manifest["nodes"]
+
+    def shared_disk(self) -> Path:
+        """The raw file the stack's XSLT recognises: named like the stack's shared volume."""
+        volume = self.resources["shared-disk-volume"]["inputs"]
+        path = STATE_DIR / volume["name"]
+        if not path.exists():
+            run("truncate", "-s", str(volume["size"]), str(path))
+        return path
+
+    def define(self, node: dict) -> None:
+        overlay = STATE_DIR / f"{node['name']}.qcow2"
+        run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+            str(self.image / "root.qcow2"), str(overlay), f"{node['disk_gib']}G")
+        seed = seed_iso(self.rendered, self.resources[f"{node['name']}-cloudinit"],
+                        STATE_DIR / f"{node['name']}-seed.iso")
+        shared = self.shared_disk() if node["shared_disk"] else None
+        xml = domain_xml(node, self.image, overlay, seed, shared, self.manifest["network"]["name"])
+        domain = self.resources[f"{node['name']}-domain"]
+        if "xslt" in domain["files"]:
+            # The stack's own transformation marks the shared disk shareable.
+            plain = STATE_DIR / f"{node['name']}-plain.xml"
+            plain.write_text(xml)
+            xml = run("xsltproc", str(self.rendered / domain["files"]["xslt"]), str(plain)).stdout
+        path = STATE_DIR / f"{node['name']}.xml"
+        path.write_text(xml)
+        virsh("define", str(path))
+
+    def start(self, node: dict) -> None:
+        virsh("start", node["domain"])
+
+    def up(self) -> None:
+        for node in self.nodes:
+            self.define(node)
+        for node in self.nodes:
+            self.start(node)
+
+    def is_running(self, node: dict) -> bool:
+        return virsh("domstate", node["domain"], check=False).stdout.strip() == "running"
+
+    def console(self, node: dict) -> str:
+        path = STATE_DIR / f"{node['name']}.console.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def node_ssh(rendered: Path, manifest: dict, node: dict, command: str,
+             timeout: float = 120, stdin: str = "") -> subprocess.CompletedProcess:
+    """Run `command` as root on `node` inside the lab namespace."""
+
+    key = rendered / manifest["ssh"]["private_key_file"]
+    argv = in_namespace("ssh", *SSH_OPTIONS, "-i", str(key),
+                        f"{manifest['ssh']['user']}@{node['ip']}",
+                        f"sudo -n bash -c {shell_quote(command)}")
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
