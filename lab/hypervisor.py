@@ -22,10 +22,17 @@ RUN_DIR = Path("/run/osha-lab")  # Pulumi.lab.yaml points the fencing key's auth
 STATE_DIR = Path("/var/lib/osha-lab")
 PIDS = RUN_DIR / "pids.json"
 BRIDGE = "oshalab0"
+PRIVATE_DEV = ('dev=$(mktemp -d) && mount -t tmpfs -o mode=755 tmpfs "$dev" '
+               '&& { cp -a /dev/. "$dev"/ 2>/dev/null || true; } && rm -f "$dev/kvm" '
+               '&& mount --rbind /dev/pts "$dev/pts" && mount --rbind /dev/shm "$dev/shm" '
+               '&& mount --move "$dev" /dev && ')
 
 
 def run(*argv: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, check=check, **kwargs)
+    result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
+    return result
 
 
 def in_namespace(*argv: str) -> list[str]:
@@ -70,8 +77,18 @@ class Hypervisor:
         run(*in_namespace("ip", "link", "set", "lo", "up"))
         self._daemon("virtlogd", ["virtlogd", "-d", "-p", str(RUN_DIR / "virtlogd.pid")],
                      RUN_DIR / "virtlogd.pid")
-        self._daemon("libvirtd", ["libvirtd", "-d", "-p", str(RUN_DIR / "libvirtd.pid")],
-                     RUN_DIR / "libvirtd.pid")
+        # /dev/kvm runs no guest on these machines, and libvirt re-probes a KVM it cannot use on
+        # every define and start (over a minute each): libvirtd and its qemu children get a
+        # private /dev without it, and use software emulation only.
+        # The private /dev also rules out libvirt's per-guest /dev namespace; the lab's qemu.conf
+        # turns that off, bound over the packaged one for this libvirtd only.
+        qemu_conf = RUN_DIR / "qemu.conf"
+        qemu_conf.write_text("namespaces = []\n")
+        self._daemon("libvirtd",
+                     ["unshare", "--mount", "sh", "-c",
+                      PRIVATE_DEV + 'mount --bind "$1" /etc/libvirt/qemu.conf && '
+                      'exec libvirtd -d -p "$0"',
+                      str(RUN_DIR / "libvirtd.pid"), str(qemu_conf)], RUN_DIR / "libvirtd.pid")
         self._wait_libvirt()
         self._network()
         self._sshd()

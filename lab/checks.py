@@ -1,0 +1,80 @@
+"""What a converged lab must show: the cluster's own view, and the services answering at the VIP."""
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.hypervisor import in_namespace
+
+PROBE = Path(__file__).resolve().parent / "probe.py"
+# The lab's MySQL user for write checks (lab-only, created by `ensure_mysql_user`).
+MYSQL_USER = "osha_lab"
+MYSQL_PASSWORD = "osha-lab-writes"
+MYSQL_DATABASE = "osha_lab"
+
+
+@dataclass
+class ClusterView:
+    quorate: bool
+    online: list[str]
+    running: dict[str, list[str]]  # resource id -> nodes it is started on
+    failed: list[str]
+
+
+def cluster_view(lab, node: dict) -> ClusterView:
+    """crm_mon's view from `node`."""
+    result = lab.ssh(node, "crm_mon -1 --output-as=xml", timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"crm_mon on {node['name']}: {result.stderr}")
+    root = ET.fromstring(result.stdout)
+    running: dict[str, list[str]] = {}
+    for resource in root.iter("resource"):
+        if resource.get("role") == "Started":
+            running.setdefault(resource.get("id"), []).extend(
+                n.get("name") for n in resource.findall("node"))
+    dc = root.find("summary/current_dc")
+    return ClusterView(
+        quorate=dc is not None and dc.get("with_quorum") == "true",
+        online=[n.get("name") for n in root.find("nodes") if n.get("online") == "true"],
+        running=running,
+        failed=[f.get("op_key", "") for f in root.iter("failure")])
+
+
+def mounted_on(lab, directory: str) -> list[str]:
+    """Control nodes (answering) that have `directory` mounted."""
+    mounted = []
+    for node in lab.controls:
+        if lab.machines.is_running(node):
+            result = lab.ssh(node, f"findmnt -n {directory}", timeout=60)
+            if result.returncode == 0 and result.stdout.strip():
+                mounted.append(node["name"])
+    return mounted
+
+
+def probe(kind: str, host: str, port: int, *rest: str) -> tuple[bool, str]:
+    """A probe from the hypervisor side of the lab network."""
+    result = subprocess.run(in_namespace("python3", str(PROBE), kind, host, str(port), *rest),
+                            capture_output=True, text=True, timeout=30)
+    return result.returncode == 0, result.stdout.strip()
+
+
+def mysql(host: str, statement: str, timeout: float = 15) -> subprocess.CompletedProcess:
+    """A statement as the lab's MySQL user, over TCP at `host` (the VIP), from the lab network."""
+    return subprocess.run(
+        in_namespace("mysql", f"--connect-timeout={int(timeout)}", "-h", host, "-u", MYSQL_USER,
+                     f"-p{MYSQL_PASSWORD}", MYSQL_DATABASE, "-N", "-e", statement),
+        capture_output=True, text=True, timeout=timeout + 10)
+
+
+def ensure_mysql_user(lab, holder: dict) -> None:
+    """The lab's own database and user, created through the local socket on the VIP's node."""
+    sql = (f"CREATE DATABASE IF NOT EXISTS {MYSQL_DATABASE}; "
+           f"CREATE USER IF NOT EXISTS '{MYSQL_USER}'@'%' IDENTIFIED BY '{MYSQL_PASSWORD}'; "
+           f"GRANT ALL ON {MYSQL_DATABASE}.* TO '{MYSQL_USER}'@'%'; "
+           f"CREATE TABLE IF NOT EXISTS {MYSQL_DATABASE}.writes "
+           "(id INT PRIMARY KEY, written TIMESTAMP DEFAULT CURRENT_TIMESTAMP);")
+    result = lab.ssh(holder, f'mysql -e "{sql}"', timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"creating the lab's MySQL user: {result.stderr}")

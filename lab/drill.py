@@ -1,0 +1,125 @@
+"""The failover drill: hard-kill the node holding the VIP and time the cluster's recovery.
+
+From the kill (`virsh destroy`): corosync membership change and fencing (seen by a survivor),
+the VIP answering, HAProxy serving, MySQL accepting writes and the broker accepting connections
+(probed from the lab network). Rows written before the kill must all be there afterwards, and
+the shared filesystem must never be mounted on two nodes. Then the fenced node is started again
+and must rejoin.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+from lab import checks
+from lab.hypervisor import virsh
+
+POLL_SECONDS = 1.0
+DEADLINE_SECONDS = 600
+STATS_PORT = 8404
+BROKER_PORT = 5672
+MILESTONES = ("membership", "fenced", "vip", "haproxy", "mysql_write", "broker")
+
+
+@dataclass
+class Failover:
+    layout: str
+    victim: str
+    survivor: Optional[str] = None
+    seconds: dict[str, Optional[float]] = field(default_factory=dict)
+    rows_written: int = 0
+    rows_found: int = 0
+    max_mounts: int = 0
+    rejoin_seconds: Optional[float] = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def holder_of_vip(lab) -> dict:
+    view = checks.cluster_view(lab, next(n for n in lab.controls if lab.machines.is_running(n)))
+    (name,) = view.running["vip"]
+    return next(n for n in lab.controls if n["name"] == name)
+
+
+def write_rows(vip: str, first: int, count: int) -> int:
+    """Rows committed through the VIP before the kill."""
+    values = ",".join(f"({i})" for i in range(first, first + count))
+    result = checks.mysql(vip, f"INSERT INTO writes (id) VALUES {values};")
+    if result.returncode != 0:
+        raise RuntimeError(f"writing rows through the VIP: {result.stderr}")
+    return count
+
+
+def _survivor_view(lab, survivors: list[dict]) -> Optional[checks.ClusterView]:
+    for node in survivors:
+        try:
+            return checks.cluster_view(lab, node)
+        except (RuntimeError, OSError):
+            continue
+    return None
+
+
+def run_drill(lab, layout: str, first_row: int, rows: int = 50) -> Failover:
+    vip = lab.manifest["vip"]
+    victim = holder_of_vip(lab)
+    survivors = [n for n in lab.controls if n is not victim]
+    result = Failover(layout=layout, victim=victim["name"])
+    result.rows_written = write_rows(vip, first_row, rows)
+    probes: dict[str, Callable[[], bool]] = {
+        "vip": lambda: checks.probe("tcp", vip, STATS_PORT)[0],
+        "haproxy": lambda: checks.probe("http", vip, STATS_PORT, "/")[1] == "200",
+        "mysql_write": lambda: checks.mysql(
+            vip, f"INSERT INTO writes (id) VALUES ({first_row + rows});", timeout=5).returncode == 0,
+        "broker": lambda: checks.probe("amqp", vip, BROKER_PORT)[1] == "amqp",
+    }
+    killed = time.monotonic()
+    virsh("destroy", victim["domain"])
+    pending = set(MILESTONES)
+    while pending and time.monotonic() - killed < DEADLINE_SECONDS:
+        view = _survivor_view(lab, survivors)
+        elapsed = lambda: round(time.monotonic() - killed, 1)  # noqa: E731
+        if view is not None:
+            if "membership" in pending and victim["name"] not in view.online:
+                result.seconds["membership"] = elapsed()
+                pending.discard("membership")
+            if "fenced" in pending and _fenced(lab, survivors, victim["name"]):
+                result.seconds["fenced"] = elapsed()
+                pending.discard("fenced")
+        for name in [m for m in ("vip", "haproxy", "mysql_write", "broker") if m in pending]:
+            if probes[name]():
+                result.seconds[name] = elapsed()
+                pending.discard(name)
+        result.max_mounts = max(result.max_mounts, len(checks.mounted_on(lab, lab.mysql_datadir)))
+        time.sleep(POLL_SECONDS)
+    for name in pending:
+        result.seconds[name] = None
+    found = checks.mysql(vip, f"SELECT COUNT(*) FROM writes WHERE id BETWEEN {first_row} "
+                              f"AND {first_row + rows - 1};")
+    result.rows_found = int(found.stdout.strip() or 0) if found.returncode == 0 else 0
+    result.survivor = holder_of_vip(lab)["name"]
+    result.rejoin_seconds = rejoin(lab, victim)
+    return result
+
+
+def _fenced(lab, survivors: list[dict], victim: str) -> bool:
+    """A survivor's fencing history shows the victim fenced successfully."""
+    for node in survivors:
+        history = lab.ssh(node, f"stonith_admin --history {victim} --output-as=xml", timeout=60)
+        if history.returncode == 0:
+            return 'status="success"' in history.stdout
+    return False
+
+
+def rejoin(lab, victim: dict) -> Optional[float]:
+    """Start the fenced node again; seconds until the cluster sees it online."""
+    started = time.monotonic()
+    if not lab.machines.is_running(victim):
+        lab.machines.start(victim)
+    while time.monotonic() - started < DEADLINE_SECONDS:
+        view = _survivor_view(lab, [n for n in lab.controls if n is not victim])
+        if view is not None and victim["name"] in view.online:
+            return round(time.monotonic() - started, 1)
+        time.sleep(5)
+    return None

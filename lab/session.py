@@ -1,0 +1,100 @@
+"""One lab run: render the lab stack, build the image, bring up the hypervisor and the nodes,
+converge them with the stack's own steps, and tear everything down on any exit.
+
+    python -m lab.session up       # leaves the lab running (for exploring), prints how to reach it
+    python -m lab.session down     # ends it
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab import hypervisor
+from lab.vms import Machines, node_ssh
+from tools import render, replay
+
+REPO = Path(__file__).resolve().parent.parent
+STACK = "lab"
+
+
+def render_stack(out: Path, **overrides) -> Path:
+    """tools/render.py for the lab stack (settings `overrides` on top of Pulumi.lab.yaml)."""
+    raw = render.stack_config(STACK)
+    raw.update(overrides)
+    render.write(render.run_program(raw, STACK), out)
+    return out
+
+
+def build_image() -> Path:
+    started = time.monotonic()
+    result = subprocess.run(["bash", str(REPO / "lab" / "build-image.sh")], capture_output=True,
+                            text=True, check=True)
+    print(f"lab image ready in {time.monotonic() - started:.0f}s: {result.stdout.strip()}",
+          file=sys.stderr)
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+class Lab:
+    """The running lab: the rendered stack, its machines, and a replayer into the namespace."""
+
+    def __init__(self, rendered: Path, image: Path):
+        self.rendered = rendered
+        self.manifest = json.loads((rendered / "manifest.json").read_text())
+        self.hypervisor = hypervisor.Hypervisor(self.manifest["network"])
+        self.machines = Machines(rendered, image)
+        self.log_dir = rendered.parent / "replay-logs"
+
+    def replayer(self, rendered: Path | None = None) -> replay.Replayer:
+        return replay.Replayer(replay.Rendered.load(rendered or self.rendered),
+                               wrap=tuple(hypervisor.in_namespace()), jobs=4,
+                               log_dir=self.log_dir)
+
+    def up(self) -> None:
+        self.hypervisor.up()
+        self.machines.up()
+
+    def converge(self, skip: tuple[str, ...] = ()) -> list[replay.Result]:
+        """Every step of the stack, in the engine's order, exactly as rendered."""
+        steps = replay.Rendered.load(self.rendered)
+        return self.replayer().run("create", [n for n in steps.order() if n not in skip])
+
+    def ssh(self, node: dict, command: str, **kwargs) -> subprocess.CompletedProcess:
+        return node_ssh(self.rendered, self.manifest, node, command, **kwargs)
+
+    @property
+    def controls(self) -> list[dict]:
+        return [n for n in self.manifest["nodes"] if n["role"] == "control"]
+
+
+def ensure_down(*_args) -> None:
+    hypervisor.cleanup()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("--dir", type=Path, default=Path("/var/tmp/osha-lab"))
+    args = parser.parse_args()
+    if args.action == "down":
+        ensure_down()
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    lab = Lab(render_stack(args.dir / "rendered"), build_image())
+    try:
+        lab.up()
+        lab.converge()
+    except BaseException:
+        ensure_down()
+        raise
+    print(f"lab up; rendered stack in {args.dir / 'rendered'}; end it with: "
+          "python -m lab.session down")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
