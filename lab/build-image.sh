@@ -45,7 +45,7 @@ rm -f "$root/usr/sbin/policy-rc.d"
 install -m 0644 "$here"/units/*.service "$root/etc/systemd/system/"
 # Only Pacemaker starts the clustered services. Debian's sample corosync.conf stays: the
 # stack's own prep step deals with it, as on any Debian node.
-chroot "$root" systemctl disable corosync pacemaker haproxy mariadb rabbitmq-server apache2 >&2
+chroot "$root" systemctl disable corosync pacemaker haproxy mariadb rabbitmq-server apache2 keystone >&2
 chroot "$root" systemctl enable systemd-networkd pcsd >&2
 cat > "$root/etc/cloud/cloud.cfg.d/90-lab.cfg" <<'CFG'
 # The lab seeds every VM from a NoCloud ISO and renders its network with systemd-networkd.

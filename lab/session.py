@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import settings as stack_settings
 from lab import hypervisor
 from lab.vms import Machines, node_ssh
 from tools import render, replay
@@ -48,6 +49,8 @@ class Lab:
         self.hypervisor = hypervisor.Hypervisor(self.manifest["network"])
         self.machines = Machines(rendered, image)
         self.log_dir = rendered.parent / "replay-logs"
+        self.mysql_datadir = stack_settings.parse(render.stack_config(STACK), STACK) \
+            .cluster.mysql_datadir
 
     def replayer(self, rendered: Path | None = None) -> replay.Replayer:
         return replay.Replayer(replay.Rendered.load(rendered or self.rendered),

@@ -31,3 +31,27 @@ def test_every_script_passes_shellcheck(rendered, stack):
     result = subprocess.run(["shellcheck", "--shell=bash", "--severity=style",
                              *map(str, found)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_secrets_read_from_stdin_arrive_whole(rendered, stack):
+    """Each script's `read` of its secret, fed the rendered stdin exactly (no final newline)."""
+    out = rendered(stack)
+    manifest = json.loads((out / "manifest.json").read_text())
+    checked = 0
+    for resource in manifest["resources"]:
+        if "stdin" not in resource["files"]:
+            continue
+        secret = (out / resource["files"]["stdin"]).read_text()
+        for role in ("create", "update"):
+            path = resource["files"].get(role)
+            lines = (out / path).read_text().splitlines() if path else []
+            for line in [l for l in lines if l.startswith("IFS= read -r ")]:
+                variable = line.split()[3]
+                probe = f'set -euo pipefail\n{line}\nprintf %s "${variable}"\n'
+                result = subprocess.run(["bash", "-c", probe], input=secret,
+                                        capture_output=True, text=True)
+                assert result.returncode == 0, f"{path}: {line}"
+                assert result.stdout == secret.split("\n")[0], path
+                checked += 1
+    assert checked
