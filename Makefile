@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # The embedded default backend (Pulumi.yaml) keeps state in ~/.pulumi-openstack-ha.
 STATE_DIR := $(HOME)/.pulumi-openstack-ha
 
-.PHONY: deps venv test lab up preview destroy render pulumi-cli
+.PHONY: deps venv test lab up preview destroy render pulumi-cli ephemeral render-diff
 
 # Debian packages the tests run (listed in .ci/packages.txt); installs only what is missing.
 deps:
@@ -46,3 +46,15 @@ preview: pulumi-cli venv
 
 destroy: pulumi-cli
 	pulumi destroy --yes --stack $(STACK)
+
+# A throw-away stack from Pulumi.$(BASE).yaml: up, smoke checks, then always destroy + stack rm.
+BASE ?= $(STACK)
+ephemeral: pulumi-cli venv
+	$(PYTHON) tools/ephemeral.py --base $(BASE)
+
+# What a change does to the rendered scripts: make render-diff FROM=origin/main TO=HEAD
+FROM ?= origin/main
+TO ?= HEAD
+render-diff: venv
+	mkdir -p rendered
+	PYTHON=$(PYTHON) tools/render_diff.sh $(FROM) $(TO) rendered/render.diff

@@ -23,7 +23,9 @@ DEFAULT_IMAGE = (
 OS_FAMILIES = ("rhel", "debian")
 BROKERS = ("qpid", "rabbitmq")
 HAPROXY_LAYOUTS = ("clone", "group")
-NETWORK_MODES = ("nat", "isolated")
+NETWORK_MODES = ("nat", "isolated", "bridge")
+# A Linux interface name: at most 15 characters.
+BRIDGE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 FENCE_AGENTS = ("fence_virsh", "fence_xvm")
 SHARED_STORAGE_KINDS = ("volume", "iscsi", "rbd")
 # Pacemaker, corosync, pcsd, MariaDB and the broker together need this much on a control node.
@@ -69,6 +71,8 @@ class Network:
     gateway: ipaddress.IPv4Address
     mode: str
     domain: str
+    # mode bridge: the existing host bridge (same name on every hypervisor) the nodes join.
+    bridge: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -274,12 +278,20 @@ def _read_network(r: _Reader) -> Optional[Network]:
     if not isinstance(domain, str) or not all(NAME_PATTERN.match(p) or p.isalnum()
                                              for p in domain.split(".")):
         r.fail("network.domain", domain, "expected a DNS domain such as osha.internal")
+    mode = r.choice("network.mode", raw.get("mode", "nat"), NETWORK_MODES)
+    bridge = raw.get("bridge")
+    if mode == "bridge" and (not isinstance(bridge, str) or not BRIDGE_PATTERN.match(bridge)):
+        r.fail("network.bridge", bridge, "mode bridge needs the name of an existing host bridge "
+               "such as br0 (the same on every hypervisor)")
+    elif mode != "bridge" and bridge is not None:
+        r.fail("network.bridge", bridge, "applies to network.mode bridge only")
     return Network(
         name=r.name("network.name", raw.get("name", "osha")),
         cidr=cidr,
         gateway=gateway or cidr.network_address + 1,
-        mode=r.choice("network.mode", raw.get("mode", "nat"), NETWORK_MODES),
+        mode=mode,
         domain=str(domain),
+        bridge=str(bridge) if mode == "bridge" else None,
     )
 
 
@@ -348,6 +360,10 @@ def _read_hypervisors(r: _Reader, network: Network, libvirt_uri: str) -> tuple[H
         if remote and "fenceAddress" not in entry:
             r.fail(f"{key}.fenceAddress", None,
                    "required for a remote hypervisor: the address its nodes reach it at")
+        elif network.mode == "bridge" and "fenceAddress" not in entry:
+            # On a bridged network the gateway is the LAN's router, not this hypervisor.
+            r.fail(f"{key}.fenceAddress", None,
+                   "required with network.mode bridge: the address its nodes reach it at")
         user = entry.get("fenceUser", "root")
         hypervisors.append(Hypervisor(
             name=r.name(f"{key}.name", entry.get("name")),
@@ -359,9 +375,15 @@ def _read_hypervisors(r: _Reader, network: Network, libvirt_uri: str) -> tuple[H
                 "/root/.ssh/authorized_keys" if user == "root"
                 else f"/home/{user}/.ssh/authorized_keys")),
         ))
-    names = [h.name for h in hypervisors]
-    for duplicate in sorted({n for n in names if names.count(n) > 1}):
-        r.fail("hypervisors", duplicate, "hypervisor names must be unique")
+    for attribute in ("name", "uri"):
+        values = [getattr(h, attribute) for h in hypervisors]
+        for duplicate in sorted({v for v in values if values.count(v) > 1}):
+            r.fail("hypervisors", duplicate, f"hypervisor {attribute}s must be unique")
+    if len(hypervisors) > 1 and network.mode != "bridge":
+        r.fail("network.mode", network.mode,
+               "a libvirt NAT or isolated network exists on one host only and does not join "
+               "hypervisors; with more than one hypervisor use mode bridge and name the host "
+               "bridge (network.bridge) every hypervisor has on the shared LAN")
     return tuple(hypervisors)
 
 
@@ -411,22 +433,29 @@ def _check_quorum(r: _Reader, controls: tuple[Node, ...], hypervisors: tuple[Hyp
                "spread them or set acknowledgeHypervisorMajority: true")
 
 
-def _read_shared_storage(r: _Reader, hypervisors: tuple[Hypervisor, ...]) -> SharedStorage:
+def _read_shared_storage(r: _Reader, controls: tuple[Node, ...]) -> SharedStorage:
     raw = r.section("sharedStorage")
     kind = r.choice("sharedStorage.kind", raw.get("kind", "volume"), SHARED_STORAGE_KINDS)
     size = r.integer("sharedStorage.sizeGib", raw.get("sizeGib", 4), MIN_SHARED_DISK_GIB)
     source = raw.get("source", {})
-    if kind == "volume" and len({h.uri for h in hypervisors}) > 1:
+    control_hosts = sorted({n.hypervisor for n in controls})
+    if kind == "volume" and len(control_hosts) > 1:
         r.fail("sharedStorage.kind", kind,
-               "a volume in one hypervisor's pool cannot be attached across hosts; with more "
-               "than one hypervisor use kind iscsi (source: portal, iqn, lun) or rbd "
-               "(source: pool, image, monitors)")
+               f"control nodes run on {', '.join(control_hosts)}, and a volume in one "
+               "hypervisor's local pool cannot be attached across hosts; name a shared block "
+               "device every host reaches: kind iscsi (source: portal, iqn, lun, hostDevice) or "
+               "rbd (source: pool, image, monitors, hostDevice)")
     # hostDevice: the path every hypervisor sees the LUN or mapped image at.
     required = {"iscsi": ("portal", "iqn", "lun", "hostDevice"),
                 "rbd": ("pool", "image", "monitors", "hostDevice")}
     for needed in required.get(kind, ()):
         if not isinstance(source, dict) or needed not in source:
             r.fail(f"sharedStorage.source.{needed}", None, f"required for kind {kind}")
+    host_device = source.get("hostDevice") if isinstance(source, dict) else None
+    if host_device is not None and not str(host_device).startswith("/dev/"):
+        r.fail("sharedStorage.source.hostDevice", host_device,
+               "expected the block device path every hypervisor sees, e.g. "
+               "/dev/disk/by-path/ip-192.0.2.5:3260-iscsi-iqn.2026-01.lab:osha-lun-0")
     return SharedStorage(
         kind=kind, size_gib=size, source=source if isinstance(source, dict) else {},
         device=str(raw.get("device", "/dev/disk/by-id/virtio-osha-shared")),
@@ -562,7 +591,7 @@ def parse(raw: dict[str, Any], stack: str, secrets: Optional[dict[str, Any]] = N
         computes=computes,
         vip=vip or network.cidr.network_address,
         vip_name=r.name("vipName", raw.get("vipName", "openstack")),
-        shared_storage=_read_shared_storage(r, hypervisors),
+        shared_storage=_read_shared_storage(r, controls),
         admin_user=r.name("adminUser", raw.get("adminUser", "osha")),
         cluster=_read_cluster(r, image.os_family, release, controls),
         fencing=_read_fencing(r, controls),

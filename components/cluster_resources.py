@@ -126,6 +126,9 @@ class ClusterResourcesArgs:
     cluster: Cluster
     fencing: Fencing
     shared_disk: SharedDisk
+    # Steps whose files the clustered services read at their first start (HAProxy's config,
+    # TLS material): the layout starts those services, so it waits for them.
+    service_files: list[pulumi.Resource]
 
 
 class ClusterResources(pulumi.ComponentResource):
@@ -144,7 +147,8 @@ class ClusterResources(pulumi.ComponentResource):
         ids = [r.id for r in resources(s, device, args.fencing.devices)]
         self.layout = first.step(
             "cluster-layout", parent=self,
-            depends_on=[prepared, args.cluster.formed, *args.fencing.ready],
+            depends_on=[prepared, args.cluster.formed, *args.fencing.ready,
+                        *args.service_files],
             create=render("cib-layout.sh.j2", commands=commands, tag=TAG, ids=ids),
             delete=render("cib-layout-delete.sh.j2", tag=TAG))
         self.register_outputs({"resources": ids})

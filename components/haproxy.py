@@ -32,6 +32,12 @@ def haproxy_config(settings: Settings) -> str:
         cert_file=haproxy_cert_file, stats_socket=STATS_SOCKET, stats_port=STATS_PORT)
 
 
+def api_ports(settings: Settings) -> list[int]:
+    """Every port HAProxy binds at the VIP."""
+    return sorted({port for service in enabled(settings.services)
+                   for port in (service.port, service.tls_port) if port})
+
+
 def staged_path(settings: Settings) -> str:
     """Where CopyToRemote (logged in as the admin user, not root) leaves the config."""
     return f"/home/{settings.admin_user}/openstack-ha-haproxy.cfg"
@@ -61,9 +67,15 @@ class Haproxy(pulumi.ComponentResource):
                 f"{node.spec.name}-haproxy-config", connection=node.connection,
                 source=pulumi.StringAsset(config), remote_path=staged_path(s), triggers=[digest],
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[node.ready, *args.depends_on]))
+            # Web-served APIs (keystone, placement, Horizon under Apache/httpd) listen on every
+            # address by default; they move to the node's own, leaving the VIP's ports to HAProxy.
+            listen = node.step(
+                f"{node.spec.name}-api-listen", parent=self, depends_on=args.depends_on,
+                create=render("api-listen.sh.j2", node=node.spec, ports=api_ports(s)),
+                delete=render("api-listen-undo.sh.j2"))
             self.installed.append(node.step(
                 f"{node.spec.name}-haproxy-install", parent=self,
-                depends_on=[copy, *args.depends_on],
+                depends_on=[copy, listen, *args.depends_on],
                 create=render("haproxy-install.sh.j2", **context),
                 delete=render("haproxy-uninstall.sh.j2", **context)))
         self.register_outputs({"config_sha256": digest})

@@ -7,6 +7,7 @@ serial, which gives it the same /dev/disk/by-id name on every node.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_libvirt as libvirt
@@ -28,8 +29,11 @@ class SharedDisk(pulumi.ComponentResource):
         super().__init__("openstack-ha:index:SharedDisk", name, None, opts)
         s = args.settings
         storage = s.shared_storage
+        # What the disk is called where libvirt sees it: a pool volume's name or a host device.
+        self.volume_name: Optional[str] = None
+        self.host_device: Optional[str] = None
         if storage.kind == "volume":
-            volume_name = f"{s.stack}-shared.raw"
+            volume_name = self.volume_name = f"{s.stack}-shared.raw"
             # Raw: a qcow2 image written by two guests corrupts its metadata.
             self.volume = libvirt.Volume(
                 f"{name}-volume", name=volume_name, pool=s.storage_pool, format="raw",
@@ -40,6 +44,7 @@ class SharedDisk(pulumi.ComponentResource):
         else:
             # iSCSI LUNs and RBD images are mapped on every hypervisor as the same block device.
             self.volume = None
+            self.host_device = storage.source["hostDevice"]
             self.disk = libvirt.DomainDiskArgs(block_device=storage.source["hostDevice"])
             match = storage.source["hostDevice"]
         self.xslt = render("shared-disk.xsl.j2", match=match, serial=SERIAL)

@@ -14,6 +14,9 @@ _ENV = jinja2.Environment(
     keep_trailing_newline=True,
     trim_blocks=True,
     lstrip_blocks=True,
+    # Shell has `${#array[@]}`: jinja comments get delimiters no script contains.
+    comment_start_string="{##",
+    comment_end_string="##}",
 )
 _ENV.filters["shquote"] = lambda value: shell_quote(str(value))
 

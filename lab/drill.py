@@ -61,9 +61,21 @@ def _survivor_view(lab, survivors: list[dict]) -> Optional[checks.ClusterView]:
     return None
 
 
-def run_drill(lab, layout: str, first_row: int, rows: int = 50) -> Failover:
+def place_on(lab, node: dict) -> None:
+    """Move the core group to `node`, as an operator would before a drill, then drop the pin."""
+    if holder_of_vip(lab)["name"] == node["name"]:
+        return
+    for command in (f"pcs resource move osha-core {node['name']} --wait=600",
+                    "pcs resource clear osha-core"):
+        result = lab.ssh(node, command, timeout=900)
+        if result.returncode != 0:
+            raise RuntimeError(f"{command}: {result.stderr}")
+
+
+def run_drill(lab, layout: str, victim: dict, first_row: int, rows: int = 50) -> Failover:
+    """Kill `victim` (moved to hold the VIP first) and time the recovery."""
     vip = lab.manifest["vip"]
-    victim = holder_of_vip(lab)
+    place_on(lab, victim)
     survivors = [n for n in lab.controls if n is not victim]
     result = Failover(layout=layout, victim=victim["name"])
     result.rows_written = write_rows(vip, first_row, rows)
@@ -123,3 +135,23 @@ def rejoin(lab, victim: dict) -> Optional[float]:
             return round(time.monotonic() - started, 1)
         time.sleep(5)
     return None
+
+
+def report(results: list[Failover], path) -> str:
+    """The drill's table (returned and printed) and its JSON (written to `path`)."""
+    import json
+
+    columns = ["layout", "victim", "survivor", *MILESTONES, "rows", "mounts", "rejoin"]
+    rows = [[r.layout, r.victim, r.survivor or "-",
+             *(f"{r.seconds[m]:.1f}" if r.seconds.get(m) is not None else "never"
+               for m in MILESTONES),
+             f"{r.rows_found}/{r.rows_written}", str(r.max_mounts),
+             f"{r.rejoin_seconds:.0f}" if r.rejoin_seconds is not None else "never"]
+            for r in results]
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    table = "\n".join(lines)
+    print("seconds from the kill:\n" + table, flush=True)
+    path.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    return table

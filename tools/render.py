@@ -158,9 +158,11 @@ class RenderMocks(pulumi_mocks.Mocks):
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         outputs = dict(args.inputs)
+        # Secret inputs (a key's PEM passed on) arrive wrapped; the generators need plain values.
+        inputs = _unwrap_secrets(args.inputs, set())
         if args.typ == "tls:index/privateKey:PrivateKey":
-            key = _private_key(self.stack, args.name, args.inputs.get("algorithm", "RSA"),
-                               args.inputs.get("ecdsaCurve", "P256"))
+            key = _private_key(self.stack, args.name, inputs.get("algorithm", "RSA"),
+                               inputs.get("ecdsaCurve", "P256"))
             outputs.update(_key_outputs(key))
             self.secrets[f"secrets/{args.name}.key"] = outputs["privateKeyOpenssh"] \
                 if isinstance(key, ed25519.Ed25519PrivateKey) else outputs["privateKeyPem"]
@@ -168,18 +170,18 @@ class RenderMocks(pulumi_mocks.Mocks):
             outputs["result"] = secret_placeholder(args.name)
             self.secrets[f"secrets/{args.name}"] = outputs["result"]
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
-            key = _load_private_key(args.inputs["privateKeyPem"])
-            outputs["certPem"] = _certificate(args.inputs, key.public_key(), key, None,
+            key = _load_private_key(inputs["privateKeyPem"])
+            outputs["certPem"] = _certificate(inputs, key.public_key(), key, None,
                                               _seed(self.stack, args.name))
         elif args.typ == "tls:index/certRequest:CertRequest":
             outputs["certRequestPem"] = f"mock-csr:{args.name}"
-            self.csrs[outputs["certRequestPem"]] = args.inputs
+            self.csrs[outputs["certRequestPem"]] = inputs
         elif args.typ == "tls:index/locallySignedCert:LocallySignedCert":
-            request = self.csrs[args.inputs["certRequestPem"]]
-            ca_key = _load_private_key(args.inputs["caPrivateKeyPem"])
-            ca_cert = x509.load_pem_x509_certificate(args.inputs["caCertPem"].encode())
+            request = self.csrs[inputs["certRequestPem"]]
+            ca_key = _load_private_key(inputs["caPrivateKeyPem"])
+            ca_cert = x509.load_pem_x509_certificate(inputs["caCertPem"].encode())
             subject_key = _load_private_key(request["privateKeyPem"]).public_key()
-            outputs["certPem"] = _certificate({**request, **args.inputs}, subject_key, ca_key,
+            outputs["certPem"] = _certificate({**request, **inputs}, subject_key, ca_key,
                                               ca_cert.subject, _seed(self.stack, args.name))
         return f"{args.name}-id", outputs
 
@@ -200,6 +202,8 @@ class Registration:
     dependencies: list[str]
     provider: str
     inputs: dict = field(default_factory=dict)
+    # Which resources each input came from (a policy pack sees these too).
+    property_dependencies: dict = field(default_factory=dict)
 
 
 def _unwrap_secrets(value: Any, found: set[str]) -> Any:
@@ -236,7 +240,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 custom=request.custom, dependencies=list(request.dependencies),
                 provider=request.provider,
                 inputs=_unwrap_secrets(rpc.deserialize_properties(request.object),
-                                       self.secret_inputs)))
+                                       self.secret_inputs),
+                property_dependencies={k: list(v.urns)
+                                       for k, v in request.propertyDependencies.items()}))
         return response
 
 

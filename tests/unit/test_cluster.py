@@ -23,9 +23,12 @@ def test_every_control_node_is_prepared_and_compute_nodes_are_not(dev_graph):
     for node in dev_graph.settings.controls:
         for step in ("cluster-prep", "sysctl", "fence-key"):
             assert host_of(found[f"{node.name}-{step}"]) == str(node.ip)
-    for node in dev_graph.settings.computes:
-        assert not [n for n, r in found.items()
-                    if r.type == REMOTE and host_of(r) == str(node.ip) and not n.endswith("-ready")]
+    clustering = [r for component in ("cluster", "fencing", "cluster-resources")
+                  for r in dev_graph.descendants(dev_graph.named(component).urn)
+                  if r.type == REMOTE]
+    assert clustering
+    computes = {str(n.ip) for n in dev_graph.settings.computes}
+    assert not [r.name for r in clustering if host_of(r) in computes]
 
 
 def test_once_per_cluster_steps_run_on_the_first_control_node(dev_graph):
@@ -42,8 +45,9 @@ def test_dependency_order(dev_graph):
         assert "local-fence-authorize" in dev_graph.waits_for(dev_graph.named(f"{node}-fence-key"))
     assert "cluster-setup" in dev_graph.waits_for(dev_graph.named("shared-storage-prepare"))
     layout = set(dev_graph.waits_for(dev_graph.named("cluster-layout")))
+    # HAProxy's config is installed before Pacemaker first starts HAProxy.
     assert {"cluster-setup", "shared-storage-prepare"} | {f"{n}-fence-key" for n in controls} \
-        <= layout
+        | {f"{n}-haproxy-install" for n in controls} <= layout
 
 
 def test_destroy_unwinds_the_cluster(dev_graph):
@@ -101,6 +105,8 @@ def test_fencing_off_installs_nothing_and_warns(caplog):
     names = {r.name for r in graph.registrations}
     assert not {n for n in names if "fence" in n and n != "fence-ssh-key"}
     assert "stonith-enabled=false" in graph.named("cluster-layout").inputs["create"]
+    assert any(r.levelname == "WARNING" and "fencing is off" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_no_secret_in_any_command_text_or_file(rendered):

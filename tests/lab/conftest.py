@@ -1,0 +1,28 @@
+"""The running lab, shared by every lab test of one pytest session and torn down at its end."""
+from __future__ import annotations
+
+import signal
+import sys
+
+import pytest
+
+from lab import session
+
+
+def _exit_on_sigterm(*_args) -> None:
+    # Turn SIGTERM (CI timeout, kill) into an exception so the fixture's teardown still runs.
+    sys.exit("lab interrupted by SIGTERM")
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """The lab stack rendered, its image built (or reused), the hypervisor and nodes started."""
+    rendered = session.render_stack(tmp_path_factory.mktemp("lab") / "rendered")
+    running = session.Lab(rendered, session.build_image())
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        running.up()
+        yield running
+    finally:
+        session.ensure_down()
+        signal.signal(signal.SIGTERM, previous)

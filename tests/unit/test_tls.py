@@ -1,0 +1,87 @@
+"""The stack CA and service certificates under the mock runtime, and how they reach the nodes."""
+from __future__ import annotations
+
+import pytest
+
+from catalogue import enabled
+from components.tls import certificate_names, installed_files, subject_names
+from tests.conftest import stack_config
+from tools import render
+
+KEY = "tls:index/privateKey:PrivateKey"
+SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
+REQUEST = "tls:index/certRequest:CertRequest"
+
+
+@pytest.fixture(scope="module")
+def prod_graph() -> render.Graph:
+    return render.run_program(stack_config("prod"), "prod")
+
+
+def test_no_tls_resources_unless_enabled(dev_graph):
+    assert not dev_graph.settings.tls_enabled
+    assert not [r for r in dev_graph.registrations if r.type.startswith("tls:index/")
+                and r.name.startswith("tls-")]
+    assert not [r for r in dev_graph.registrations if r.name.endswith("-tls-install")]
+
+
+def test_one_certificate_per_public_service_plus_mysql_and_broker(prod_graph):
+    s = prod_graph.settings
+    public = [x.name for x in enabled(s.services) if x.public]
+    assert certificate_names(s) == public + ["mysql", "broker"]
+    assert sorted(r.name for r in prod_graph.of_type(SIGNED)) == \
+        sorted(f"tls-{n}-cert" for n in certificate_names(s))
+    for key in prod_graph.of_type(KEY):
+        if key.name.startswith("tls-"):
+            assert (key.inputs["algorithm"], key.inputs["ecdsaCurve"]) == ("ECDSA", "P256")
+
+
+def test_requests_name_the_vip_its_dns_name_and_every_control_node(prod_graph):
+    s = prod_graph.settings
+    dns, ips = subject_names(s)
+    assert s.vip_fqdn in dns and str(s.vip) in ips
+    assert all(n.name in dns and str(n.ip) in ips for n in s.controls)
+    for request in prod_graph.of_type(REQUEST):
+        assert request.inputs["dnsNames"] == dns and request.inputs["ipAddresses"] == ips
+
+
+def test_install_on_every_control_node_after_the_cluster_before_haproxy(prod_graph):
+    layout = prod_graph.waits_for(prod_graph.named("cluster-layout"))
+    for node in prod_graph.settings.controls:
+        install = prod_graph.named(f"{node.name}-tls-install")
+        assert install.inputs["connection"]["host"] == str(node.ip)
+        assert "cluster-setup" in prod_graph.waits_for(install)
+        # MySQL and the broker read their TLS files when Pacemaker first starts them.
+        assert install.name in layout
+        assert install.inputs.get("delete")
+        haproxy = prod_graph.named(f"{node.name}-haproxy-install")
+        assert install.name in prod_graph.waits_for(haproxy)
+
+
+def test_private_keys_reach_nodes_only_through_stdin(prod_graph):
+    keys = {name: value.strip() for name, value in prod_graph.secrets.items()
+            if name.startswith("secrets/tls-")}
+    assert len(keys) == len(certificate_names(prod_graph.settings)) + 1
+    for node in prod_graph.settings.controls:
+        install = prod_graph.named(f"{node.name}-tls-install")
+        stdin = install.inputs["stdin"]
+        for name, key in keys.items():
+            # The CA's key signs and stays in the stack's state; every service key is shipped.
+            assert (key in stdin) == (name != "secrets/tls-ca-key.key"), name
+            assert key not in install.inputs["create"]
+        blocks = [line.split()[1] for line in stdin.splitlines() if line.startswith("### ")]
+        assert sorted(set(blocks)) == sorted({f.name for f in installed_files(prod_graph.settings)})
+
+
+def test_key_files_are_private(prod_graph):
+    for f in installed_files(prod_graph.settings):
+        if f.name.endswith(("-key", "-bundle")):
+            assert f.mode in ("0600", "0640"), f
+
+
+def test_mysql_requires_tls_only_when_asked(prod_graph):
+    script = prod_graph.named("ctl1-tls-install").inputs["create"]
+    assert prod_graph.settings.mysql_require_tls and "require_secure_transport=ON" in script
+    relaxed = render.run_program(stack_config("prod", tls={"enabled": True}), "prod")
+    assert "require_secure_transport" not in relaxed.named("ctl1-tls-install").inputs["create"]
+    assert "listeners.ssl.default = 5671" in script
