@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # The embedded default backend (Pulumi.yaml) keeps state in ~/.pulumi-openstack-ha.
 STATE_DIR := $(HOME)/.pulumi-openstack-ha
 
-.PHONY: deps venv test lab up preview destroy render pulumi-cli ephemeral render-diff
+.PHONY: deps venv test lab lab-deps bench up preview destroy render pulumi-cli ephemeral render-diff
 
 # Debian packages the tests run (listed in .ci/packages.txt); installs only what is missing.
 deps:
@@ -24,8 +24,15 @@ test: deps venv
 	$(PYTHON) -m pytest -q
 
 # Real VMs under libvirt in a private network namespace (slow; see tests/lab).
-lab: deps venv
+lab-deps: deps
+	bash .ci/install-deps lab/host-packages.txt
+
+lab: lab-deps venv
 	$(PYTHON) -m pytest -q -m lab tests/lab
+
+# The failover drill for both HAProxy layouts: a table on stdout, JSON in bench/results/.
+bench: lab-deps venv
+	$(PYTHON) bench/failover.py
 
 render: venv
 	$(PYTHON) tools/render.py --stack $(STACK) --out rendered/$(STACK)

@@ -54,6 +54,11 @@ system_info:
   network:
     renderers: [networkd]
 CFG
+# Under software emulation pcsd answers slower than pcs's 60 s default, and `pcs cluster setup`
+# takes no --request-timeout: the lab's pcs waits longer (production keeps the default).
+sed -i 's/^default_request_timeout = 60$/default_request_timeout = 600/' \
+  "$root"/usr/lib/python3/dist-packages/pcs/settings.py
+grep -q '^default_request_timeout = 600$' "$root"/usr/lib/python3/dist-packages/pcs/settings.py
 echo '/dev/vda / ext4 defaults 0 1' > "$root/etc/fstab"
 # Every VM makes its own host keys and machine id on first boot.
 rm -f "$root"/etc/ssh/ssh_host_* "$root/etc/machine-id"
