@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import pulumi
 
@@ -13,6 +14,8 @@ from settings import Settings
 BROKER_UNITS = {"qpid": "qpidd", "rabbitmq": "rabbitmq-server"}
 BROKER_PACKAGES = {"qpid": "qpid-cpp-server", "rabbitmq": "rabbitmq-server"}
 MYSQL_UNITS = ("mariadb", "mysql", "mysqld")
+# Where MySQL logs when Pacemaker starts it (the mysql agent's `log`); the directory must exist.
+MYSQL_LOG = {"rhel": "/var/log/mariadb/mariadb.log", "debian": "/var/log/mysql/error.log"}
 
 
 def managed_units(settings: Settings) -> list[str]:
@@ -41,7 +44,9 @@ class Cluster(pulumi.ComponentResource):
             prepared.append(node.step(
                 f"{node.spec.name}-cluster-prep", parent=self,
                 create=render("cluster-prep.sh.j2", packages=packages,
-                              units=managed_units(s), **context),
+                              units=managed_units(s),
+                              mysql_log_dir=str(PurePosixPath(MYSQL_LOG[s.image.os_family]).parent),
+                              **context),
                 stdin=args.credentials.hacluster_password))
             prepared.append(node.step(
                 f"{node.spec.name}-sysctl", parent=self,

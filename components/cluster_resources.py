@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.cluster import BROKER_UNITS, Cluster
+from components.cluster import BROKER_UNITS, MYSQL_LOG, Cluster
 from components.fencing import Fencing, StonithDevice
 from components.node import ClusterNode
 from components.shared_disk import SharedDisk
@@ -74,7 +74,7 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
         Resource("shared-fs", "ocf:heartbeat:Filesystem", tuple(fs_params),
                  ("monitor interval=20s timeout=40s",)),
         Resource("mysql", "ocf:heartbeat:mysql", (
-            ("binary", mysql["binary"]), ("config", mysql["config"]),
+            ("binary", mysql["binary"]), ("config", mysql["config"]), ("log", MYSQL_LOG[s.image.os_family]),
             ("datadir", s.cluster.mysql_datadir), ("user", "mysql"), ("group", "mysql"),
             ("pid", "/run/mysqld/mysqld.pid"), ("socket", "/run/mysqld/mysqld.sock"),
             # Clients reach MySQL at the VIP; the distribution default listens on loopback only.
@@ -87,7 +87,9 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
     ]
     if haproxy.clone:
         layout.append(haproxy)
-    layout += [Resource(d.id, d.agent, d.params, ("monitor interval=60s",),
+    # fence_virsh logs in over SSH: well past Pacemaker's 20 s default on a busy host.
+    layout += [Resource(d.id, d.agent, d.params,
+                        ("start timeout=120s", "monitor interval=60s timeout=120s"),
                         group=False, stonith=True) for d in stonith]
     return layout
 
