@@ -23,12 +23,21 @@ class ClusterView:
     failed: list[str]
 
 
+    def on(self, resource: str) -> list[str]:
+        return self.running.get(resource, [])
+
+
 def cluster_view(lab, node: dict) -> ClusterView:
     """crm_mon's view from `node`."""
     result = lab.ssh(node, "crm_mon -1 --output-as=xml", timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"crm_mon on {node['name']}: {result.stderr}")
-    root = ET.fromstring(result.stdout)
+    return parse_crm_mon(result.stdout)
+
+
+def parse_crm_mon(text: str) -> ClusterView:
+    """`crm_mon --output-as=xml`: quorum, online nodes, where each resource is started."""
+    root = ET.fromstring(text)
     running: dict[str, list[str]] = {}
     for resource in root.iter("resource"):
         if resource.get("role") == "Started":

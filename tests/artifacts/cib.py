@@ -5,8 +5,9 @@ import json
 import os
 import subprocess
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
+
+from lab.checks import ClusterView, parse_crm_mon
 
 
 def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -36,30 +37,12 @@ def epoch(cib: Path) -> str:
     return ET.parse(cib).getroot().get("epoch")
 
 
-@dataclass
-class Placement:
-    """Where each resource runs in a simulated cluster state."""
-
-    online: list[str]
-    running: dict[str, list[str]]  # resource id -> nodes
-
-    def on(self, resource: str) -> list[str]:
-        return self.running.get(resource, [])
-
-
-def simulate(cib: Path, out: Path, *events: str) -> Placement:
+def simulate(cib: Path, out: Path, *events: str) -> ClusterView:
     """crm_simulate with quorum, the given events (-u NODE, -f NODE), saved to `out`."""
     run(["crm_simulate", "--xml-file", str(cib), "--simulate", "--quorum", "1", *events,
          "--save-output", str(out)])
     status = run(["crm_mon", "-1", "--output-as=xml"], env={**os.environ, "CIB_file": str(out)})
-    root = ET.fromstring(status.stdout)
-    running: dict[str, list[str]] = {}
-    for resource in root.iter("resource"):
-        if resource.get("role") == "Started":
-            running.setdefault(resource.get("id"), []).extend(
-                n.get("name") for n in resource.findall("node"))
-    online = [n.get("name") for n in root.find("nodes") if n.get("online") == "true"]
-    return Placement(online, running)
+    return parse_crm_mon(status.stdout)
 
 
 def verify(cib: Path) -> str:

@@ -44,12 +44,12 @@ def group_members(settings) -> list[str]:
     return members
 
 
-def holder(settings, placement: cib.Placement) -> str:
+def holder(settings, placement: cib.ClusterView) -> str:
     (node,) = placement.on("vip")
     return node
 
 
-def check_together(settings, placement: cib.Placement) -> str:
+def check_together(settings, placement: cib.ClusterView) -> str:
     """Every group member runs exactly once, all on the VIP's node; HAProxy where it belongs."""
     node = holder(settings, placement)
     for member in group_members(settings):
