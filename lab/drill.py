@@ -79,11 +79,14 @@ def run_drill(lab, layout: str, victim: dict, first_row: int, rows: int = 50) ->
     survivors = [n for n in lab.controls if n is not victim]
     result = Failover(layout=layout, victim=victim["name"])
     result.rows_written = write_rows(vip, first_row, rows)
+    attempts = iter(range(first_row + rows, first_row + 1000))
     probes: dict[str, Callable[[], bool]] = {
         "vip": lambda: checks.probe("tcp", vip, STATS_PORT)[0],
         "haproxy": lambda: checks.probe("http", vip, STATS_PORT, "/")[1] == "200",
+        # A fresh id per attempt: a write that committed but lost its answer must not turn
+        # every later attempt into a duplicate-key failure.
         "mysql_write": lambda: checks.mysql(
-            vip, f"INSERT INTO writes (id) VALUES ({first_row + rows});", timeout=5).returncode == 0,
+            vip, f"INSERT INTO writes (id) VALUES ({next(attempts)});", timeout=5).returncode == 0,
         "broker": lambda: checks.probe("amqp", vip, BROKER_PORT)[1] == "amqp",
     }
     killed = time.monotonic()

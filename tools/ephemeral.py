@@ -232,7 +232,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     pulumi = Pulumi(args.project_dir, stack_name(args.base))
     print(f"ephemeral stack {pulumi.stack} from {base_file.name}", file=sys.stderr)
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
+    # Both signals explicitly: a process started in the background inherits SIGINT ignored,
+    # and Ctrl-C must still tear the stack down.
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
     status = 0
     try:
         deploy_and_check(pulumi, base_file)
@@ -243,7 +245,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("ephemeral: interrupted; tearing the stack down", file=sys.stderr)
         status = 130
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         left = clean_up(pulumi)
     if left:
         print(f"ephemeral: {left}", file=sys.stderr)
