@@ -46,6 +46,15 @@ PROJECT = stack_settings.PROJECT
 # The fixed instant mock certificates start from, so renders do not drift with the clock.
 EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 COMMAND_FILES = ("create", "update", "delete")
+# Resource type tokens as the engine reports them (the tests use these too).
+DOMAIN = "libvirt:index/domain:Domain"
+VOLUME = "libvirt:index/volume:Volume"
+SEED = "libvirt:index/cloudInitDisk:CloudInitDisk"
+NETWORK = "libvirt:index/network:Network"
+PROVIDER = "pulumi:providers:libvirt"
+REMOTE = "command:remote:Command"
+LOCAL = "command:local:Command"
+COPY = "command:remote:CopyToRemote"
 CLOUD_INIT_FILES = {"userData": "user-data", "metaData": "meta-data",
                     "networkConfig": "network-config"}
 
@@ -358,19 +367,19 @@ def _files_of(registration: Registration) -> dict[str, str]:
     """The texts this resource runs or ships, by role."""
     inputs = registration.inputs
     files: dict[str, str] = {}
-    if registration.type in ("command:remote:Command", "command:local:Command"):
+    if registration.type in (REMOTE, LOCAL):
         files = {k: inputs[k] for k in COMMAND_FILES if inputs.get(k)}
         if inputs.get("stdin"):
             files["stdin"] = inputs["stdin"]
-    elif registration.type == "command:remote:CopyToRemote":
+    elif registration.type == COPY:
         source = inputs.get("source")
         if isinstance(source, pulumi.StringAsset):
             files["source"] = source.text
         elif isinstance(source, pulumi.FileAsset):
             files["source"] = Path(source.path).read_text()
-    elif registration.type == "libvirt:index/cloudInitDisk:CloudInitDisk":
+    elif registration.type == SEED:
         files = {part: inputs[key] for key, part in CLOUD_INIT_FILES.items() if inputs.get(key)}
-    elif registration.type == "libvirt:index/domain:Domain" and (inputs.get("xml") or {}).get("xslt"):
+    elif registration.type == DOMAIN and (inputs.get("xml") or {}).get("xslt"):
         files["xslt"] = inputs["xml"]["xslt"]
     return files
 
@@ -379,7 +388,7 @@ _FILE_INPUTS = {"create", "update", "delete", "stdin", "source", *CLOUD_INIT_FIL
 
 
 def _host_of(registration: Registration, key_files: dict[str, str]) -> Optional[dict]:
-    if registration.type == "command:local:Command":
+    if registration.type == LOCAL:
         return {"host": "localhost"}
     connection = registration.inputs.get("connection")
     if not connection:
@@ -432,7 +441,7 @@ def write(graph: Graph, out: Path) -> dict:
                 target.chmod(0o600)
             files[role] = relative
         inputs = {k: v for k, v in registration.inputs.items() if k not in _FILE_INPUTS}
-        if registration.type == "libvirt:index/domain:Domain" and "xml" in inputs:
+        if registration.type == DOMAIN and "xml" in inputs:
             inputs["xml"] = {k: v for k, v in inputs["xml"].items() if k != "xslt"}
         parent = urns.get(registration.parent)
         resources.append({

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tools.render import DOMAIN, SEED
+
 STACKS = ["dev", "lab"]
 POOL_PATH = "/var/lib/libvirt/images"
 
@@ -28,7 +30,7 @@ def run(*argv: str, **kwargs) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("stack", STACKS)
 def test_user_data_passes_cloud_init_schema(rendered, stack):
     out = rendered(stack)
-    seeds = resources_of(out, "libvirt:index/cloudInitDisk:CloudInitDisk")
+    seeds = resources_of(out, SEED)
     assert seeds
     for seed in seeds:
         result = run("cloud-init", "schema", "--config-file", str(out / seed["files"]["user-data"]))
@@ -41,7 +43,7 @@ def test_network_config_converts_to_a_static_address(rendered, stack, tmp_path):
     """cloud-init's own converter turns each network-config into networkd units."""
     out = rendered(stack)
     nodes = {f"{n['name']}-cloudinit": n for n in manifest(out)["nodes"]}
-    for seed in resources_of(out, "libvirt:index/cloudInitDisk:CloudInitDisk"):
+    for seed in resources_of(out, SEED):
         node = nodes[seed["name"]]
         target = tmp_path / node["name"]
         result = run("cloud-init", "devel", "net-convert", "--network-data",
@@ -94,7 +96,7 @@ def provider_domain_xml(domain: dict) -> str:
 @pytest.mark.parametrize("stack", STACKS)
 def test_xslt_marks_exactly_the_shared_disk_shareable(rendered, stack, tmp_path):
     out = rendered(stack)
-    domains = [d for d in resources_of(out, "libvirt:index/domain:Domain") if "xslt" in d["files"]]
+    domains = [d for d in resources_of(out, DOMAIN) if "xslt" in d["files"]]
     assert len(domains) == len([n for n in manifest(out)["nodes"] if n["role"] == "control"])
     for domain in domains:
         source = tmp_path / f"{domain['name']}.xml"

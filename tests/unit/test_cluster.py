@@ -5,13 +5,13 @@ import pytest
 
 from tests.conftest import stack_config
 from tools import render
+from tools.render import LOCAL, REMOTE
 
-REMOTE = "command:remote:Command"
 
 
 def steps(graph: render.Graph) -> dict[str, render.Registration]:
     return {r.name: r for r in graph.registrations
-            if r.type in (REMOTE, "command:local:Command")}
+            if r.type in (REMOTE, LOCAL)}
 
 
 def host_of(registration: render.Registration) -> str:

@@ -7,8 +7,9 @@ from catalogue import endpoints
 from components.endpoints import load_rules, node_edits, node_restarts
 from tests.conftest import stack_config
 from tools import render
+from tools.render import LOCAL, REMOTE
 
-COMMANDS = ("command:remote:Command", "command:local:Command")
+COMMANDS = (REMOTE, LOCAL)
 ADMIN_PASSWORD = "keystone-admin-Secret-42"
 
 

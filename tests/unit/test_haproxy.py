@@ -10,8 +10,8 @@ from components.haproxy import STATS_PORT, STATS_SOCKET, haproxy_config
 from settings import parse
 from tests.conftest import stack_config
 from tools import render
+from tools.render import COPY
 
-COPY = "command:remote:CopyToRemote"
 
 
 def listen_blocks(config: str) -> dict[str, list[str]]:

@@ -14,10 +14,8 @@ import pytest
 
 from tests.conftest import stack_config
 from tools import render
+from tools.render import DOMAIN, NETWORK, PROVIDER, VOLUME
 
-PROVIDER = "pulumi:providers:libvirt"
-DOMAIN = "libvirt:index/domain:Domain"
-NETWORK = "libvirt:index/network:Network"
 LIBVIRT = "libvirt:index/"
 
 
@@ -79,7 +77,7 @@ def test_each_host_bridges_the_nodes_onto_the_shared_lan(graph):
 
 def test_the_shared_disk_is_one_block_device_in_every_control_domain(graph):
     device = graph.settings.shared_storage.source["hostDevice"]
-    assert not [v for v in graph.of_type("libvirt:index/volume:Volume")
+    assert not [v for v in graph.of_type(VOLUME)
                 if v.inputs.get("format") == "raw"], "no pool volume on one host"
     for node in graph.settings.nodes:
         disks = graph.named(f"{node.name}-domain").inputs["disks"]

@@ -6,13 +6,8 @@ import yaml
 
 from tests.conftest import stack_config
 from tools import render
+from tools.render import DOMAIN, NETWORK, PROVIDER, REMOTE, SEED, VOLUME
 
-DOMAIN = "libvirt:index/domain:Domain"
-VOLUME = "libvirt:index/volume:Volume"
-SEED = "libvirt:index/cloudInitDisk:CloudInitDisk"
-NETWORK = "libvirt:index/network:Network"
-PROVIDER = "pulumi:providers:libvirt"
-REMOTE = "command:remote:Command"
 
 
 @pytest.fixture(scope="module")
