@@ -3,7 +3,8 @@
 
     python bench/failover.py [--out bench/results/failover.json] [--layouts clone group]
 
-Boots the lab stack (lab/session.py), converges it with the stack's own steps, then for each
+Boots the lab stack (lab/session.py), converges it with the stack's own steps (keystone
+bootstrapped before the repoint, lab/keystone.py), then for each
 layout kills each control node in turn while it holds the VIP (lab/drill.py). The layout is
 switched the way a user would: a changed setting, re-rendered, and only the changed steps run.
 Everything it started is ended when it stops.
@@ -17,19 +18,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lab import checks, drill, session  # noqa: E402
+from lab import drill, session  # noqa: E402
 from tools import render  # noqa: E402
 from tools import replay  # noqa: E402
 
-NEEDS_OPENSTACK = ("-repoint", "keystone-endpoints")
-
 
 def converge(lab: session.Lab, rendered: Path, previous: replay.Rendered | None) -> None:
-    """Run every stack step new or changed since `previous` (all of them the first time)."""
+    """Run every stack step new or changed since `previous` (the whole stack the first time)."""
+    if previous is None:
+        lab.converge()
+        return
     steps = replay.Rendered.load(rendered)
-    names = steps.order() if previous is None else replay.changed_steps(previous, steps)
-    names = [n for n in names if not n.endswith(NEEDS_OPENSTACK)]
-    lab.replayer(rendered).run("create" if previous is None else "update", names)
+    lab.replayer(rendered).run("update", replay.changed_steps(previous, steps))
 
 
 def main() -> int:
@@ -51,8 +51,6 @@ def main() -> int:
                                             cluster=layout_cluster(layout))
             converge(lab, rendered, previous)
             previous = replay.Rendered.load(rendered)
-            if not results:
-                checks.ensure_mysql_user(lab, drill.holder_of_vip(lab))
             for node in lab.controls:
                 results.append(drill.run_drill(lab, layout, node,
                                                first_row=10_000 * (len(results) + 1)))

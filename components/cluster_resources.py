@@ -78,10 +78,13 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
             ("datadir", s.cluster.mysql_datadir), ("user", "mysql"), ("group", "mysql"),
             ("pid", "/run/mysqld/mysqld.pid"), ("socket", "/run/mysqld/mysqld.sock"),
             # Clients reach MySQL at the VIP; the distribution default listens on loopback only.
-            ("additional_parameters", "--bind-address=0.0.0.0")),
+            # No reverse DNS per connection: a new node's empty host cache would otherwise make
+            # every client wait on the resolver right after a failover.
+            ("additional_parameters", "--bind-address=0.0.0.0 --skip-name-resolve")),
             ("start timeout=180s", "stop timeout=120s", "monitor interval=20s timeout=30s")),
+        # RabbitMQ's start (Erlang VM boot, Mnesia) took over 200 s on an emulated, loaded node.
         Resource("broker", f"systemd:{BROKER_UNITS[s.cluster.broker]}",
-                 ops=("start timeout=200s", "stop timeout=120s", "monitor interval=30s")),
+                 ops=("start timeout=300s", "stop timeout=120s", "monitor interval=30s")),
         *(Resource(x.name, f"systemd:{x.unit}", ops=("monitor interval=30s",))
           for x in s.cluster.singletons),
     ]

@@ -7,7 +7,6 @@ Each node gets one stonith device that only kills that node and never runs on it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import urlparse
 
 import pulumi

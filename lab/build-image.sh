@@ -9,7 +9,7 @@ repo=$(dirname "$here")
 cache=${OSHA_LAB_CACHE:-/var/cache/openstack-ha-lab}
 mirror=${OSHA_LAB_MIRROR:-http://deb.debian.org/debian}
 key=$(cat "$0" "$repo/templates/packages/debian.txt" "$here/image-packages.txt" "$here"/units/* \
-  | sha256sum | cut -c1-16)
+  "$here"/apache/* | sha256sum | cut -c1-16)
 out=$cache/image-$key
 if [ -f "$out/root.qcow2" ]; then
   echo "$out"
@@ -43,9 +43,15 @@ chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-ins
 rm -f "$root/usr/sbin/policy-rc.d"
 
 install -m 0644 "$here"/units/*.service "$root/etc/systemd/system/"
+# Keystone served by Apache (lab/apache/keystone.conf), not by Debian's uwsgi unit.
+install -m 0644 "$here/apache/keystone.conf" "$root/etc/apache2/sites-available/keystone.conf"
+chroot "$root" a2enmod -q wsgi >&2
+chroot "$root" a2ensite -q keystone >&2
 # Only Pacemaker starts the clustered services. Debian's sample corosync.conf stays: the
-# stack's own prep step deals with it, as on any Debian node.
-chroot "$root" systemctl disable corosync pacemaker haproxy mariadb rabbitmq-server apache2 keystone >&2
+# stack's own prep step deals with it, as on any Debian node. Apache (keystone) starts at boot,
+# listening on every address as a non-HA install leaves it; Debian's uwsgi keystone stays off.
+chroot "$root" systemctl disable corosync pacemaker haproxy mariadb rabbitmq-server keystone >&2
+chroot "$root" systemctl enable apache2 >&2
 chroot "$root" systemctl enable systemd-networkd pcsd >&2
 cat > "$root/etc/cloud/cloud.cfg.d/90-lab.cfg" <<'CFG'
 # The lab seeds every VM from a NoCloud ISO and renders its network with systemd-networkd.

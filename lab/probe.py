@@ -3,15 +3,20 @@
     probe.py http HOST PORT PATH     -> prints the HTTP status
     probe.py amqp HOST PORT          -> prints "amqp" when the broker starts an AMQP 0-9-1 handshake
     probe.py tcp HOST PORT           -> prints "open"
+    probe.py keystone HOST PORT USER PROJECT PASSWORD
+                                     -> a token, then the endpoints and services listed with it (JSON)
 Exits non-zero (printing the reason) when the service does not answer within the timeout.
 """
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 import sys
 
 TIMEOUT = 5.0
+# Issuing a token hashes the password: seconds under software emulation.
+KEYSTONE_TIMEOUT = 20.0
 
 
 def http_status(host: str, port: int, path: str) -> str:
@@ -30,6 +35,31 @@ def amqp(host: str, port: int) -> str:
     raise OSError(f"not an AMQP 0-9-1 answer: {frame!r}")
 
 
+def keystone(host: str, port: int, user: str, project: str, password: str) -> str:
+    def call(method: str, path: str, headers: dict, body: dict | None = None):
+        connection = http.client.HTTPConnection(host, port, timeout=KEYSTONE_TIMEOUT)
+        connection.request(method, path, json.dumps(body) if body else None,
+                           {"Content-Type": "application/json", **headers})
+        response = connection.getresponse()
+        return response, response.read()
+
+    domain = {"name": "Default"}
+    response, body = call("POST", "/v3/auth/tokens", {}, {"auth": {
+        "identity": {"methods": ["password"], "password": {
+            "user": {"name": user, "domain": domain, "password": password}}},
+        "scope": {"project": {"name": project, "domain": domain}}}})
+    if response.status != 201:
+        raise OSError(f"token: HTTP {response.status} {body[:200]!r}")
+    token = {"X-Auth-Token": response.getheader("X-Subject-Token")}
+    listed = {}
+    for name in ("endpoints", "services"):
+        response, body = call("GET", f"/v3/{name}", token)
+        if response.status != 200:
+            raise OSError(f"{name}: HTTP {response.status}")
+        listed[name] = json.loads(body)[name]
+    return json.dumps(listed)
+
+
 def tcp(host: str, port: int) -> str:
     with socket.create_connection((host, port), timeout=TIMEOUT):
         return "open"
@@ -38,10 +68,11 @@ def tcp(host: str, port: int) -> str:
 def main(argv: list[str]) -> int:
     kind, host, port, *rest = argv
     probes = {"http": lambda: http_status(host, int(port), rest[0] if rest else "/"),
-              "amqp": lambda: amqp(host, int(port)), "tcp": lambda: tcp(host, int(port))}
+              "amqp": lambda: amqp(host, int(port)), "tcp": lambda: tcp(host, int(port)),
+              "keystone": lambda: keystone(host, int(port), *rest)}
     try:
         print(probes[kind]())
-    except (OSError, http.client.HTTPException) as error:
+    except (OSError, http.client.HTTPException, ValueError) as error:
         print(f"{kind} {host}:{port}: {error}")
         return 1
     return 0

@@ -1,5 +1,6 @@
 """One lab run: render the lab stack, build the image, bring up the hypervisor and the nodes,
-converge them with the stack's own steps, and tear everything down on any exit.
+converge them with the stack's own steps (keystone installed before the repoint steps, as the
+seed assumes OpenStack is), and tear everything down on any exit.
 
     python -m lab.session up       # leaves the lab running (for exploring), prints how to reach it
     python -m lab.session down     # ends it
@@ -15,12 +16,14 @@ import time
 from pathlib import Path
 
 import settings as stack_settings
-from lab import hypervisor
+from lab import checks, hypervisor, keystone
 from lab.vms import Machines, node_ssh
 from tools import render, replay
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = "lab"
+# The stack's steps that edit an OpenStack install: they run once lab/keystone.py has put one in.
+REPOINT_STEPS = ("-repoint", "keystone-endpoints")
 
 
 def render_stack(out: Path, **overrides) -> Path:
@@ -49,8 +52,8 @@ class Lab:
         self.hypervisor = hypervisor.Hypervisor(self.manifest["network"])
         self.machines = Machines(rendered, image)
         self.log_dir = rendered.parent / "replay-logs"
-        self.mysql_datadir = stack_settings.parse(render.stack_config(STACK), STACK) \
-            .cluster.mysql_datadir
+        self.settings = stack_settings.parse(render.stack_config(STACK), STACK)
+        self.mysql_datadir = self.settings.cluster.mysql_datadir
 
     def replayer(self, rendered: Path | None = None) -> replay.Replayer:
         return replay.Replayer(replay.Rendered.load(rendered or self.rendered),
@@ -61,10 +64,30 @@ class Lab:
         self.hypervisor.up()
         self.machines.up()
 
-    def converge(self, skip: tuple[str, ...] = ()) -> list[replay.Result]:
+    def steps(self) -> tuple[list[str], list[str]]:
+        """(cluster steps, repoint steps) in the engine's order."""
+        names = replay.Rendered.load(self.rendered).order()
+        return ([n for n in names if not n.endswith(REPOINT_STEPS)],
+                [n for n in names if n.endswith(REPOINT_STEPS)])
+
+    def install_openstack(self) -> None:
+        """What the seed assumes before its last step: the lab's MySQL user, then keystone."""
+        holder = self.holder_of_vip()
+        checks.ensure_mysql_user(self, holder)
+        keystone.bootstrap(self, holder, self.settings.keystone.region)
+
+    def holder_of_vip(self) -> dict:
+        view = checks.cluster_view(self, next(n for n in self.controls
+                                              if self.machines.is_running(n)))
+        (name,) = view.running["vip"]
+        return next(n for n in self.controls if n["name"] == name)
+
+    def converge(self) -> None:
         """Every step of the stack, in the engine's order, exactly as rendered."""
-        steps = replay.Rendered.load(self.rendered)
-        return self.replayer().run("create", [n for n in steps.order() if n not in skip])
+        cluster_steps, repoint_steps = self.steps()
+        self.replayer().run("create", cluster_steps)
+        self.install_openstack()
+        self.replayer().run("create", repoint_steps)
 
     def ssh(self, node: dict, command: str, **kwargs) -> subprocess.CompletedProcess:
         return node_ssh(self.rendered, self.manifest, node, command, **kwargs)

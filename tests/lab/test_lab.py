@@ -5,11 +5,13 @@ Slow (a cached image, then several minutes of boot under software emulation): `m
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit
 
 import pytest
 
-from lab import checks, drill
-from tools import replay
+from catalogue import endpoints
+from components.endpoints import load_rules
+from lab import checks, drill, keystone
 
 pytestmark = pytest.mark.lab
 
@@ -49,19 +51,10 @@ def test_control_nodes_see_one_shared_disk(lab):
         lab.ssh(writer, write, stdin="\0" * BLOCK)
 
 
-# The stack's steps that need an OpenStack install the lab does not have (keystone is bootstrapped
-# by a later lab step): everything else runs exactly as rendered.
-NEEDS_OPENSTACK = ("-repoint", "keystone-endpoints")
-
-
-def stack_steps(lab) -> list[str]:
-    steps = replay.Rendered.load(lab.rendered)
-    return [n for n in steps.order() if not n.endswith(NEEDS_OPENSTACK)]
-
-
-def test_the_stacks_steps_converge_the_cluster(lab):
-    results = lab.replayer().run("create", stack_steps(lab))
-    assert {r.name for r in results} == set(stack_steps(lab))
+def test_the_stacks_cluster_steps_converge_the_cluster(lab):
+    cluster_steps, _ = lab.steps()
+    results = lab.replayer().run("create", cluster_steps)
+    assert {r.name for r in results} == set(cluster_steps)
 
 
 def test_every_node_online_with_quorum_and_every_resource_started_once(lab):
@@ -84,37 +77,104 @@ def test_services_answer_at_the_vip(lab):
     vip = lab.manifest["vip"]
     assert checks.probe("http", vip, drill.STATS_PORT, "/") == (True, "200")
     assert checks.probe("amqp", vip, drill.BROKER_PORT) == (True, "amqp")
-    checks.ensure_mysql_user(lab, drill.holder_of_vip(lab))
+    checks.ensure_mysql_user(lab, lab.holder_of_vip())
     written = checks.mysql(vip, "INSERT INTO writes (id) VALUES (0);")
     assert written.returncode == 0, written.stderr
     assert checks.mysql(vip, "SELECT COUNT(*) FROM writes WHERE id = 0;").stdout.strip() == "1"
 
 
+def endpoint_urls(catalogue: dict) -> dict[tuple[str, str, str], list[str]]:
+    """(service type, interface, region) -> the URLs keystone lists for it."""
+    types = {s["id"]: s["type"] for s in catalogue["services"]}
+    urls: dict[tuple[str, str, str], list[str]] = {}
+    for e in catalogue["endpoints"]:
+        urls.setdefault((types[e["service_id"]], e["interface"], e["region_id"]), []).append(e["url"])
+    return urls
+
+
+BOOTSTRAPPED_TYPES = {"identity", "image", "compute", "network"}
+
+
+def test_keystone_installed_at_node_addresses_as_a_non_ha_install_leaves_it(lab):
+    lab.install_openstack()
+    holder = lab.holder_of_vip()
+    listed = keystone.catalogue(holder["ip"])
+    assert listed is not None, "no token from keystone at its own node"
+    urls = endpoint_urls(listed)
+    assert {key[0] for key in urls} == BOOTSTRAPPED_TYPES
+    assert all(url.startswith(f"http://{holder['ip']}:") for u in urls.values() for url in u)
+
+
+def test_the_stacks_repoint_moves_every_endpoint_to_the_vip(lab):
+    _, repoint_steps = lab.steps()
+    results = lab.replayer().run("create", repoint_steps)
+    assert {r.name for r in results} == set(repoint_steps)
+    listed = keystone.catalogue(lab.manifest["vip"])
+    assert listed is not None, "no token through the VIP"
+    urls = endpoint_urls(listed)
+    region = lab.settings.keystone.region
+    wanted = {(t, i, region): [u] for t, i, u in
+              endpoints(lab.settings.services, lab.settings.vip_fqdn, lab.settings.tls_enabled)
+              if t in BOOTSTRAPPED_TYPES}
+    # Exactly one endpoint per service and interface, at the VIP's name: none at a node address.
+    assert urls == wanted
+
+
+def test_a_second_keystone_run_keeps_every_endpoint(lab):
+    before = keystone.catalogue(lab.manifest["vip"])
+    (result,) = lab.replayer().run("update", ["keystone-endpoints"])
+    assert result.stdout.strip().endswith("0 endpoint(s) re-created"), result.stdout
+    after = keystone.catalogue(lab.manifest["vip"])
+    ids = lambda listed: sorted((e["id"], e["url"]) for e in listed["endpoints"])  # noqa: E731
+    assert ids(after) == ids(before)
+
+
+def test_keystone_conf_names_the_vip(lab):
+    """The real keystone.conf on every node: database and identity URI at the VIP's name."""
+    fqdn = lab.settings.vip_fqdn
+    for node in lab.controls:
+        connection = keystone.config_value(lab, node, "database", "connection")
+        assert urlsplit(connection).hostname == fqdn, (node["name"], connection.split("@")[-1])
+        assert keystone.config_value(lab, node, "DEFAULT", "public_endpoint") == \
+            f"http://{fqdn}:{keystone.PORT}", node["name"]
+        # No other repointed file on the node still names a node address.
+        present = [r["path"] for r in load_rules()
+                   if lab.ssh(node, f"test -f {r['path']}").returncode == 0]
+        addresses = "|".join(n["ip"].replace(".", "\\.") for n in lab.controls)
+        left = lab.ssh(node, f"grep -EHn '({addresses})([^0-9]|$)' {' '.join(present)}")
+        assert left.returncode == 1, (node["name"], left.stdout)
+
+
 def test_failover_drill(lab, tmp_path):
-    """bench/failover.py's drill, once per node, in the running layout."""
-    results = [drill.run_drill(lab, "clone", node, first_row=1000 * (i + 1))
-               for i, node in enumerate(lab.controls)]
-    drill.report(results, tmp_path / "failover.json")
-    for result in results:
-        assert result.survivor != result.victim, result
-        assert result.rows_found == result.rows_written, result
-        assert result.max_mounts <= 1, result
-        assert all(result.seconds[m] is not None for m in drill.MILESTONES), result
-        assert result.rejoin_seconds is not None, result
+    """bench/failover.py's drill, once (bench/failover.py kills every node, in both layouts)."""
+    (result,) = [drill.run_drill(lab, lab.settings.cluster.haproxy_layout, lab.holder_of_vip(),
+                                 first_row=1000)]
+    drill.report([result], tmp_path / "failover.json")
+    assert result.survivor != result.victim, result
+    assert result.rows_found == result.rows_written, result
+    assert result.max_mounts <= 1, result
+    assert all(result.seconds[m] is not None for m in drill.MILESTONES), result
+    assert result.rejoin_seconds is not None, result
+
+
+def all_steps(lab) -> list[str]:
+    cluster_steps, repoint_steps = lab.steps()
+    return cluster_steps + repoint_steps
 
 
 def test_rerun_without_changes_keeps_the_cib_and_restarts_nothing(lab):
     first = lab.controls[0]
+    units = "haproxy mariadb rabbitmq-server apache2"
     epoch = lambda: lab.ssh(first, "cibadmin --query | head -1 | grep -o 'epoch=\"[0-9]*\"'").stdout  # noqa: E731
-    starts = lambda: {n["name"]: lab.ssh(n, "systemctl show -p ActiveEnterTimestampMonotonic haproxy mariadb rabbitmq-server").stdout for n in lab.controls}  # noqa: E731
+    starts = lambda: {n["name"]: lab.ssh(n, f"systemctl show -p ActiveEnterTimestampMonotonic {units}").stdout for n in lab.controls}  # noqa: E731
     before_epoch, before_starts = epoch(), starts()
-    lab.replayer().run("update", stack_steps(lab))
+    lab.replayer().run("update", all_steps(lab))
     assert epoch() == before_epoch
     assert starts() == before_starts
 
 
 def test_delete_scripts_unwind_the_cluster(lab):
-    lab.replayer().run("delete", stack_steps(lab))
+    lab.replayer().run("delete", all_steps(lab))
     for node in lab.controls:
         assert lab.ssh(node, "test -e /etc/corosync/corosync.conf").returncode != 0, node["name"]
         assert lab.ssh(node, f"ip -o addr | grep -w {lab.manifest['vip']}").returncode != 0

@@ -5,9 +5,12 @@ a domain XML that the stack's XSLT turns into exactly one shareable, uncached ra
 """
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import subprocess
+import sys
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -89,5 +92,57 @@ def test_seed_iso_holds_the_rendered_cloud_init_files_verbatim(lab_stack, tmp_pa
 
 
 @pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is not installed")
-def test_image_builder_passes_shellcheck():
-    subprocess.run(["shellcheck", str(LAB / "build-image.sh")], check=True)
+@pytest.mark.parametrize("script", sorted(p.name for p in LAB.glob("*.sh")))
+def test_lab_scripts_pass_shellcheck(script):
+    subprocess.run(["shellcheck", str(LAB / script)], check=True)
+
+
+class StandInKeystone(http.server.BaseHTTPRequestHandler):
+    """Answers the probe's three calls as keystone does, for one user and password."""
+
+    TOKEN = "gAAAA-stand-in"
+    CATALOGUE = {"endpoints": [{"id": "e1", "service_id": "s1", "interface": "public",
+                                "region_id": "RegionOne", "url": "http://vip:5000/v3"}],
+                 "services": [{"id": "s1", "type": "identity", "name": "keystone"}]}
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        password = body["auth"]["identity"]["password"]["user"]["password"]
+        ok = self.path == "/v3/auth/tokens" and password == "right"
+        self.send_response(201 if ok else 401)
+        if ok:
+            self.send_header("X-Subject-Token", self.TOKEN)
+        self.end_headers()
+
+    def do_GET(self):
+        name = self.path.removeprefix("/v3/")
+        ok = self.headers.get("X-Auth-Token") == self.TOKEN and name in self.CATALOGUE
+        self.send_response(200 if ok else 401)
+        self.end_headers()
+        if ok:
+            self.wfile.write(json.dumps({name: self.CATALOGUE[name]}).encode())
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stand_in_keystone():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandInKeystone)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize("password, listed", [("right", True), ("wrong", False)])
+def test_keystone_probe_gets_a_token_then_the_catalogue(stand_in_keystone, password, listed):
+    result = subprocess.run([sys.executable, str(LAB / "probe.py"), "keystone", "127.0.0.1",
+                             str(stand_in_keystone), "admin", "admin", password],
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode == 0) == listed, result.stdout
+    if listed:
+        assert json.loads(result.stdout) == StandInKeystone.CATALOGUE
+    else:
+        assert "HTTP 401" in result.stdout

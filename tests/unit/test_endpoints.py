@@ -5,6 +5,7 @@ import pytest
 
 from catalogue import endpoints
 from components.endpoints import load_rules, node_edits, node_restarts
+from components.templating import shell_quote
 from tests.conftest import stack_config
 from tools import render
 from tools.render import LOCAL, REMOTE
@@ -46,7 +47,7 @@ def test_keystone_endpoints_all_at_the_vip(dev_graph):
     rows = endpoints(s.services, s.vip_fqdn, s.tls_enabled)
     for service_type, interface, url in rows:
         assert url.startswith(f"http://{s.vip_fqdn}:")
-        assert f"ensure_endpoint {service_type} {interface} " in script
+        assert f"\n  {service_type} {interface} {shell_quote(url)}\n" in script  # `wanted` row
     assert ("compute", "public", f"http://{s.vip_fqdn}:8774/v2.1") in rows
     assert ("image", "internal", f"http://{s.vip_fqdn}:9292") in rows
     assert len(rows) == 3 * len({t for t, _, _ in rows})
