@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import stack_config
 from tools import render
-from tools.render import DOMAIN, NETWORK, PROVIDER, VOLUME
+from tools.render import NETWORK, PROVIDER, VOLUME
 
 LIBVIRT = "libvirt:index/"
 
