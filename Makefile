@@ -28,7 +28,7 @@ lab-deps: deps
 	bash .ci/install-deps lab/host-packages.txt
 
 lab: lab-deps venv
-	$(PYTHON) -m pytest -q -m lab tests/lab
+	$(PYTHON) -m pytest -q -s -m lab tests/lab --durations=0
 
 # The failover drill for both HAProxy layouts: a table on stdout, JSON in bench/results/.
 bench: lab-deps venv

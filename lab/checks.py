@@ -64,8 +64,9 @@ def mounted_on(lab, directory: str) -> list[str]:
 
 def probe(kind: str, host: str, port: int, *rest: str) -> tuple[bool, str]:
     """A probe from the hypervisor side of the lab network."""
+    # Past the probe's own timeouts (keystone's: three calls of up to a minute).
     result = subprocess.run(in_namespace("python3", str(PROBE), kind, host, str(port), *rest),
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=200)
     return result.returncode == 0, result.stdout.strip()
 
 

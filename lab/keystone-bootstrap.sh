@@ -18,6 +18,8 @@ configure)
   crudini --set "$conf" database connection "mysql+pymysql://keystone:$db_password@$node_ip/keystone"
   crudini --set "$conf" DEFAULT public_endpoint "http://$node_ip:5000"
   crudini --set "$conf" token provider fernet
+  # Lab only: a cheap password hash (bcrypt's default cost takes seconds under emulation).
+  crudini --set "$conf" identity password_hash_rounds 4
   ;;
 initialise)
   node_ip=$2 region=$3

@@ -10,7 +10,9 @@ from lab import session
 
 
 def _exit_on_sigterm(*_args) -> None:
-    # Turn SIGTERM (CI timeout, kill) into an exception so the fixture's teardown still runs.
+    # SIGTERM (CI timeout, kill): end the lab first, so no step still running on a node keeps
+    # the run waiting, then raise so the fixture's teardown runs too.
+    session.ensure_down()
     sys.exit("lab interrupted by SIGTERM")
 
 
