@@ -39,6 +39,7 @@ class Cluster(pulumi.ComponentResource):
         s = args.settings
         context = dict(settings=s, nodes=[c.spec for c in args.controls])
         packages = package_list(s.image.os_family) + [BROKER_PACKAGES[s.cluster.broker]]
+        sysctl_conf = render("cluster-sysctl.conf.j2", settings=s)
         prepared = []
         for node in args.controls:
             prepared.append(node.step(
@@ -50,7 +51,7 @@ class Cluster(pulumi.ComponentResource):
                 stdin=args.credentials.hacluster_password))
             prepared.append(node.step(
                 f"{node.spec.name}-sysctl", parent=self,
-                create=render("cluster-sysctl.sh.j2", **context),
+                create=render("cluster-sysctl.sh.j2", sysctl_conf=sysctl_conf, **context),
                 delete=render("cluster-sysctl-delete.sh.j2")))
         first = args.controls[0]
         self.formed = first.step(

@@ -11,7 +11,7 @@ import pulumi_libvirt as libvirt
 from components.credentials import Credentials
 from components.hypervisor import HypervisorSite
 from components.shared_disk import SharedDisk
-from components.templating import render
+from components.templating import render, yaml_document
 from settings import Node, Settings
 
 GIB = 1024 ** 3
@@ -27,16 +27,57 @@ class ClusterNodeArgs:
     shared_disk: Optional[SharedDisk] = None
 
 
-def cloud_init_files(settings: Settings, node: Node, admin_public_key: str,
-                     rhsm_password: Optional[str] = None) -> dict[str, str]:
-    """user-data, meta-data and network-config of one node, rendered from templates/cloud-init/."""
-    rhsm = None
+def user_data(settings: Settings, node: Node, admin_public_key: str,
+              rhsm_password: Optional[str] = None) -> str:
+    """cloud-init user-data of one node: a YAML document of values, never pasted text."""
+    domain = settings.network.domain
+    # Every node resolves every other node and the VIP without depending on DNS.
+    hosts = ["127.0.0.1 localhost", "::1 localhost"]
+    hosts += [f"{other.ip} {other.name}.{domain} {other.name}" for other in settings.nodes]
+    hosts.append(f"{settings.vip} {settings.vip_fqdn} {settings.vip_name}")
+    document: dict = {
+        "hostname": node.name,
+        "fqdn": f"{node.name}.{domain}",
+        "manage_etc_hosts": False,
+        "ssh_pwauth": False,
+        # Present in every glibc: no locale package to depend on.
+        "locale": "C.UTF-8",
+        "disable_root": True,
+        "users": [{
+            "name": settings.admin_user,
+            "gecos": "openstack-ha administrator",
+            "shell": "/bin/bash",
+            "lock_passwd": True,
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            "ssh_authorized_keys": [admin_public_key.strip()],
+        }],
+        "write_files": [{"path": "/etc/hosts", "permissions": "0644",
+                         "content": "".join(f"{line}\n" for line in hosts)}],
+        # A string runs under `sh -c`.
+        "runcmd": ["if systemctl list-unit-files qemu-guest-agent.service >/dev/null; "
+                   "then systemctl enable --now qemu-guest-agent; fi"],
+    }
     if settings.rhsm_username is not None:
-        rhsm = {"username": settings.rhsm_username, "password": rhsm_password}
-    context = dict(settings=settings, node=node, admin_public_key=admin_public_key.strip(),
-                   prefix=settings.network.cidr.prefixlen, rhsm=rhsm)
-    return {part: render(f"cloud-init/{part}.yaml.j2", **context)
-            for part in ("user-data", "meta-data", "network-config")}
+        document["rh_subscription"] = {"username": settings.rhsm_username,
+                                       "password": rhsm_password, "auto-attach": True}
+    return yaml_document(document, first_line="#cloud-config")
+
+
+def meta_data(settings: Settings, node: Node) -> str:
+    return yaml_document({"instance-id": f"{settings.stack}-{node.name}",
+                          "local-hostname": node.name})
+
+
+def network_config(settings: Settings, node: Node) -> str:
+    """Netplan v2: the node's static address on the NIC with its MAC."""
+    gateway = str(settings.network.gateway)
+    return yaml_document({"version": 2, "ethernets": {"primary": {
+        "match": {"macaddress": node.mac},
+        "addresses": [f"{node.ip}/{settings.network.cidr.prefixlen}"],
+        # 0.0.0.0/0, not "default": cloud-init 22.x (Debian 12) rejects the keyword.
+        "routes": [{"to": "0.0.0.0/0", "via": gateway}],
+        "nameservers": {"addresses": [gateway], "search": [settings.network.domain]},
+    }}})
 
 
 # pulumi-command logs in as the admin user and hands the text to its shell (`bash -c`); the
@@ -67,13 +108,13 @@ class ClusterNode(pulumi.ComponentResource):
             base_volume_id=args.site.image.volume_id, format="qcow2",
             size=node.sizing.disk_gib * GIB, opts=child)
         # With RHSM the user-data holds a password: the whole seed then stays a Pulumi secret.
-        files = pulumi.Output.all(args.credentials.admin_public_key,
-                                  s.secrets.get("rhsmPassword")).apply(
-            lambda values: cloud_init_files(s, node, *values))
+        seed_user_data = pulumi.Output.all(args.credentials.admin_public_key,
+                                           s.secrets.get("rhsmPassword")).apply(
+            lambda values: user_data(s, node, *values))
         seed = libvirt.CloudInitDisk(
             f"{name}-cloudinit", name=f"{self.domain_name}-cloudinit.iso", pool=s.storage_pool,
-            user_data=files["user-data"], meta_data=files["meta-data"],
-            network_config=files["network-config"], opts=child)
+            user_data=seed_user_data, meta_data=meta_data(s, node),
+            network_config=network_config(s, node), opts=child)
         disks = [libvirt.DomainDiskArgs(volume_id=root.id)]
         xml = None
         if args.shared_disk is not None:

@@ -28,6 +28,9 @@ TRUST_ANCHORS = {"rhel": "/etc/pki/ca-trust/source/anchors/openstack-ha-ca.pem",
                  "debian": "/usr/local/share/ca-certificates/openstack-ha-ca.crt"}
 MYSQL_DROP_INS = {"rhel": "/etc/my.cnf.d/openstack-ha-tls.cnf",
                   "debian": "/etc/mysql/mariadb.conf.d/90-openstack-ha-tls.cnf"}
+RABBITMQ_DROP_IN = "/etc/rabbitmq/conf.d/90-openstack-ha-tls.conf"
+# qpidd reads its certificate from an NSS database.
+QPID_NSS_DIR = f"{TLS_DIR}/qpid-nss"
 
 
 @dataclass(frozen=True)
@@ -133,10 +136,17 @@ class StackTls(pulumi.ComponentResource):
             lambda texts: stdin_bundle(dict(zip(names, texts)))))
         context = dict(settings=s, files=installed_files(s), tls_dir=TLS_DIR, ca_file=CA_FILE,
                        mysql_drop_in=MYSQL_DROP_INS[s.image.os_family],
+                       rabbitmq_drop_in=RABBITMQ_DROP_IN, nss_dir=QPID_NSS_DIR,
                        broker_group=BROKER_GROUPS[s.cluster.broker])
+        # The config text the install step writes, each its own template, handed over whole.
+        configs = {"mysql_conf": render("tls-mysql.cnf.j2", **context)}
+        if s.cluster.broker == "rabbitmq":
+            configs["rabbitmq_conf"] = render("tls-rabbitmq.conf.j2", **context)
+        else:
+            configs["qpidd_block"] = render("tls-qpidd.conf.j2", **context)
         self.installed = [node.step(
             f"{node.spec.name}-tls-install", parent=self, depends_on=args.depends_on,
-            create=render("tls-install.sh.j2", **context),
+            create=render("tls-install.sh.j2", **context, **configs),
             delete=render("tls-remove.sh.j2", **context),
             stdin=bundle) for node in args.controls]
         self.register_outputs({"ca_cert_pem": self.ca_cert_pem})

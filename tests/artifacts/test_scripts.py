@@ -1,11 +1,15 @@
-"""Every script the stack runs, of every stack file, passes `bash -n` and shellcheck."""
+"""Every script the stack runs, of every stack file, passes `bash -n` and shellcheck, and reads
+its secret from stdin whole."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from components.node import ROOT_PROLOGUE
 
 STACKS = sorted(p.name.split(".")[1] for p in Path(__file__).resolve().parents[2].glob("Pulumi.*.yaml"))
 
@@ -33,25 +37,40 @@ def test_every_script_passes_shellcheck(rendered, stack):
     assert result.returncode == 0, result.stdout
 
 
+def secret_reads(script: str) -> list[tuple[str, str]]:
+    """(variable, the script up to and including that line) for each `VAR=$(read_secret ...)`."""
+    lines = script.replace(ROOT_PROLOGUE, "").splitlines(keepends=True)
+    return [(match.group(1), "".join(lines[:index + 1]))
+            for index, line in enumerate(lines)
+            if (match := re.match(r"(\w+)=\$\(read_secret ", line))]
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_secrets_read_from_stdin_arrive_whole(rendered, stack):
-    """Each script's `read` of its secret, fed the rendered stdin exactly (no final newline)."""
+def test_secrets_read_from_stdin_arrive_whole(rendered, stack, tmp_path):
+    """Each step with stdin reads it once, whole: a two-line secret arrives intact (only trailing
+    newlines dropped), the rendered stdin too, and an empty stdin stops the script."""
     out = rendered(stack)
     manifest = json.loads((out / "manifest.json").read_text())
     checked = 0
     for resource in manifest["resources"]:
         if "stdin" not in resource["files"]:
             continue
-        secret = (out / resource["files"]["stdin"]).read_text()
+        rendered_stdin = (out / resource["files"]["stdin"]).read_text()
         for role in ("create", "update"):
             path = resource["files"].get(role)
-            lines = (out / path).read_text().splitlines() if path else []
-            for line in [l for l in lines if l.startswith("IFS= read -r ")]:
-                variable = line.split()[3]
-                probe = f'set -euo pipefail\n{line}\nprintf %s "${variable}"\n'
-                result = subprocess.run(["bash", "-c", probe], input=secret,
+            if path is None:
+                continue
+            reads = secret_reads((out / path).read_text())
+            assert len(reads) == 1, f"{path}: the secret is read {len(reads)} times"
+            ((variable, head),) = reads
+            probe = f'{head}printf %s "${variable}"\n'
+            for secret in ("first line of it\nsecond line $(:>MARKER)", rendered_stdin):
+                result = subprocess.run(["bash", "-c", probe], input=secret, cwd=tmp_path,
                                         capture_output=True, text=True)
-                assert result.returncode == 0, f"{path}: {line}"
-                assert result.stdout == secret.split("\n")[0], path
-                checked += 1
-    assert checked
+                assert result.returncode == 0, f"{path}: {result.stderr}"
+                assert result.stdout == secret.rstrip("\n"), path
+            empty = subprocess.run(["bash", "-c", probe], input="", capture_output=True,
+                                   text=True)
+            assert empty.returncode != 0 and "stdin carries no" in empty.stderr, path
+            checked += 1
+    assert checked and not (tmp_path / "MARKER").exists()

@@ -64,7 +64,7 @@ def test_hacluster_password_travels_only_on_stdin(dev_graph):
     for name in ["cluster-setup", *(f"{n.name}-cluster-prep" for n in dev_graph.settings.controls)]:
         step = dev_graph.named(name)
         assert step.inputs["stdin"] == password
-        assert "read -r hacluster_password" in step.inputs["create"]
+        assert "hacluster_password=$(read_secret " in step.inputs["create"]
 
 
 def test_fence_key_private_half_on_nodes_public_half_on_the_hypervisor(dev_graph):

@@ -73,7 +73,7 @@ def test_admin_password_only_on_stdin(prod_graph, dev_graph):
     step = prod_graph.named("keystone-endpoints")
     assert step.inputs["stdin"].strip() == ADMIN_PASSWORD
     assert ADMIN_PASSWORD not in step.inputs["create"]
-    assert "read -r OS_PASSWORD" in step.inputs["create"]
+    assert "OS_PASSWORD=$(read_secret " in step.inputs["create"]
     # Without the secret: the installer's openrc file, and nothing on stdin.
     plain = dev_graph.named("keystone-endpoints")
     assert not plain.inputs.get("stdin")

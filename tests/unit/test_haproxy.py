@@ -156,7 +156,8 @@ def test_web_served_apis_leave_the_vip_ports_before_haproxy_starts(dev_graph):
     layout = dev_graph.waits_for(dev_graph.named("cluster-layout"))
     for node in dev_graph.settings.controls:
         listen = dev_graph.named(f"{node.name}-api-listen")
-        assert f"Listen {node.ip}:" in listen.inputs["create"]
+        assert f"\naddress={node.ip}\n" in listen.inputs["create"]
+        assert "Listen ${address}:" in listen.inputs["create"]
         assert "5000 " in listen.inputs["create"] and listen.inputs.get("delete")
         # Before the install, which the layout (where Pacemaker starts HAProxy) waits for.
         assert listen.name in dev_graph.waits_for(dev_graph.named(f"{node.name}-haproxy-install"))
