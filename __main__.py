@@ -55,6 +55,7 @@ pulumi.export("vip", str(settings.vip))
 pulumi.export("vipFqdn", settings.vip_fqdn)
 pulumi.export("nodes", {
     node.spec.name: {"role": node.spec.role, "ip": str(node.spec.ip), "domain": node.domain_name,
+                     "hostKey": node.host_public_key,
                      "ssh": f"ssh -i {settings.stack}-admin.key {settings.admin_user}@{node.spec.ip}"}
     for node in controls + computes})
 pulumi.export("domains", [node.domain_name for node in controls + computes])

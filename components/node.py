@@ -7,6 +7,7 @@ from typing import Optional
 import pulumi
 import pulumi_command as command
 import pulumi_libvirt as libvirt
+import pulumi_tls as tls
 
 from components.credentials import Credentials
 from components.hypervisor import HypervisorSite
@@ -27,8 +28,8 @@ class ClusterNodeArgs:
     shared_disk: Optional[SharedDisk] = None
 
 
-def user_data(settings: Settings, node: Node, admin_public_key: str,
-              rhsm_password: Optional[str] = None) -> str:
+def user_data(settings: Settings, node: Node, admin_public_key: str, host_private_key: str,
+              host_public_key: str, rhsm_password: Optional[str] = None) -> str:
     """cloud-init user-data of one node: a YAML document of values, never pasted text."""
     domain = settings.network.domain
     # Every node resolves every other node and the VIP without depending on DNS.
@@ -51,6 +52,13 @@ def user_data(settings: Settings, node: Node, admin_public_key: str,
             "sudo": "ALL=(ALL) NOPASSWD:ALL",
             "ssh_authorized_keys": [admin_public_key.strip()],
         }],
+        # The image's host keys go; the node answers with the key the stack generated for it,
+        # which every SSH client of the stack pins. Given ssh_keys, cloud-init generates no
+        # other key; ssh_genkeytypes (22.4's schema wants one type at least) names the same one.
+        "ssh_deletekeys": True,
+        "ssh_genkeytypes": ["ed25519"],
+        "ssh_keys": {"ed25519_private": host_private_key,
+                     "ed25519_public": host_public_key.strip()},
         "write_files": [{"path": "/etc/hosts", "permissions": "0644",
                          "content": "".join(f"{line}\n" for line in hosts)}],
         # A string runs under `sh -c`.
@@ -107,10 +115,15 @@ class ClusterNode(pulumi.ComponentResource):
             f"{name}-root", name=f"{self.domain_name}-root.qcow2", pool=s.storage_pool,
             base_volume_id=args.site.image.volume_id, format="qcow2",
             size=node.sizing.disk_gib * GIB, opts=child)
-        # With RHSM the user-data holds a password: the whole seed then stays a Pulumi secret.
-        seed_user_data = pulumi.Output.all(args.credentials.admin_public_key,
-                                           s.secrets.get("rhsmPassword")).apply(
-            lambda values: user_data(s, node, *values))
+        # The node's SSH host key: delivered at first boot, pinned by every connection to it.
+        host_key = tls.PrivateKey(f"{name}-host-key", algorithm="ED25519",
+                                  opts=pulumi.ResourceOptions(parent=self))
+        self.host_public_key = host_key.public_key_openssh
+        # The user-data holds the host's private key (and the RHSM password): a Pulumi secret.
+        seed_user_data = pulumi.Output.secret(pulumi.Output.all(
+            args.credentials.admin_public_key, host_key.private_key_openssh,
+            host_key.public_key_openssh, s.secrets.get("rhsmPassword")).apply(
+            lambda values: user_data(s, node, *values)))
         seed = libvirt.CloudInitDisk(
             f"{name}-cloudinit", name=f"{self.domain_name}-cloudinit.iso", pool=s.storage_pool,
             user_data=seed_user_data, meta_data=meta_data(s, node),
@@ -133,6 +146,7 @@ class ClusterNode(pulumi.ComponentResource):
             opts=child)
         self.connection = command.remote.ConnectionArgs(
             host=str(node.ip), user=s.admin_user, private_key=args.credentials.admin_private_key,
+            host_key=self.host_public_key,
             # The first boot takes minutes; keep dialling until sshd answers.
             dial_error_limit=120, per_dial_timeout=10)
         # A replaced Domain keeps its address; the trigger re-runs the gate (and what follows).
@@ -141,7 +155,8 @@ class ClusterNode(pulumi.ComponentResource):
             create=render("readiness.sh.j2", node=node, settings=s),
             triggers=[self.domain.id],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.domain]))
-        self.register_outputs({"domain_name": self.domain_name, "ip": str(node.ip)})
+        self.register_outputs({"domain_name": self.domain_name, "ip": str(node.ip),
+                               "host_key": self.host_public_key})
 
     def step(self, name: str, **kwargs) -> command.remote.Command:
         """A remote Command on this node, run as root after the readiness gate, under `parent`."""

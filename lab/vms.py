@@ -13,7 +13,7 @@ from pathlib import Path
 
 from components.templating import shell_quote
 from lab.hypervisor import STATE_DIR, in_namespace, run, virsh
-from tools.replay import SSH_OPTIONS
+from tools.replay import ssh_options
 
 # Software emulation keeps each guest's translation cache small (about 1.2 GB per qemu).
 TB_CACHE_MIB = 128
@@ -139,10 +139,10 @@ class Machines:
 
 def node_ssh(rendered: Path, manifest: dict, node: dict, command: str,
              timeout: float = 120, stdin: str = "") -> subprocess.CompletedProcess:
-    """Run `command` as root on `node` inside the lab namespace."""
+    """Run `command` as root on `node` inside the lab namespace, its host key pinned."""
 
     key = rendered / manifest["ssh"]["private_key_file"]
-    argv = in_namespace("ssh", *SSH_OPTIONS, "-i", str(key),
+    argv = in_namespace("ssh", *ssh_options(rendered, manifest), "-i", str(key),
                         f"{manifest['ssh']['user']}@{node['ip']}",
                         f"sudo -n bash -c {shell_quote(command)}")
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)

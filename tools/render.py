@@ -10,7 +10,12 @@ values masked). No Pulumi CLI or provider plugin is needed.
 
 Secrets: a config secret or generated password is an obvious placeholder unless the environment
 gives OSHA_RENDER_<NAME> (NAME upper-cased with '-' as '_', e.g. OSHA_RENDER_HACLUSTER_PASSWORD).
-Keys are real and derived from the stack and resource name, so re-renders are stable.
+Keys are real and derived from the stack and resource name, so re-renders are stable. A file that
+is a secret as a whole (a node's user-data: it holds the node's SSH host key) is written under
+DIR/secrets/ (the manifest points there) and, for review, in its usual place with each secret
+value shown as `[secret]`.
+
+Every SSH host in the manifest carries the host key its connection pins (`host_key`).
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ from pulumi.runtime import rpc  # noqa: E402
 from pulumi.runtime.sync_await import _sync_await  # noqa: E402
 
 import settings as stack_settings  # noqa: E402
+from components.templating import yaml_document  # noqa: E402
 
 PROJECT = stack_settings.PROJECT
 # The fixed instant mock certificates start from, so renders do not drift with the clock.
@@ -395,8 +401,20 @@ def _host_of(registration: Registration, key_files: dict[str, str]) -> Optional[
         return None
     key_file = next((path for path, value in key_files.items()
                      if value == connection.get("privateKey")), None)
-    return {"host": connection.get("host"), "user": connection.get("user"),
-            "private_key_file": key_file}
+    host = {"host": connection.get("host"), "user": connection.get("user"),
+            "private_key_file": key_file, "host_key": (connection.get("hostKey") or "").strip()
+            or None}
+    if connection.get("port") is not None:
+        host["port"] = connection["port"]
+    return host
+
+
+def _masked_copy(role: str, text: str, secrets: set[str]) -> str:
+    """A secret file for review: the same YAML document with each secret value as `[secret]`."""
+    if role not in CLOUD_INIT_FILES.values():
+        raise ValueError(f"{role} is a secret file and the render has no review copy for it")
+    first, _, body = text.partition("\n") if text.startswith("#") else ("", "", text)
+    return yaml_document(_mask(yaml.safe_load(body), secrets), first_line=first or None)
 
 
 def _file_name(role: str, registration: Registration) -> str:
@@ -432,12 +450,16 @@ def write(graph: Graph, out: Path) -> dict:
             relative = f"{registration.name}/{_file_name(role, registration)}"
             if role == "stdin":
                 relative = f"secrets/{registration.name}.stdin"
+            elif text in graph.secret_inputs:
+                (out / relative).parent.mkdir(parents=True, exist_ok=True)
+                (out / relative).write_text(_masked_copy(role, text, secrets))
+                relative = f"secrets/{relative}"
             target = out / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
             if role in COMMAND_FILES:
                 target.chmod(0o755)
-            if role == "stdin":
+            if relative.startswith("secrets/"):
                 target.chmod(0o600)
             files[role] = relative
         inputs = {k: v for k, v in registration.inputs.items() if k not in _FILE_INPUTS}

@@ -10,27 +10,54 @@ hypervisor side, with their interpreter (pulumi-command's default: `/bin/sh -c`)
 every step once its dependencies are done, independent steps in parallel; `delete` runs in reverse dependency order, as `pulumi destroy`
 does; `update` runs the update script of the chosen steps, in dependency order.
 `--wrap` prefixes every process (e.g. `ip netns exec osha-lab` to reach hosts in a namespace).
+SSH trusts no host on first use: DIR/known_hosts is written from the host keys the manifest pins
+(each `host`'s `host_key`), and ssh checks every host against it (StrictHostKeyChecking=yes).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 REMOTE = "command:remote:Command"
 RUNNABLE = (REMOTE, "command:remote:CopyToRemote", "command:local:Command")
 # Keepalives end a session whose host died (a fenced node) within a minute instead of hanging.
-SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-               "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+               "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                "-o", "ConnectTimeout=20", "-o", "ServerAliveInterval=15",
                "-o", "ServerAliveCountMax=4")
+
+
+def _known_host_name(host: dict) -> str:
+    port = host.get("port") or 22
+    return host["host"] if port == 22 else f"[{host['host']}]:{port}"
+
+
+def pinned_ssh_options(known_hosts_file: Path, hosts: Iterable[dict]) -> tuple[str, ...]:
+    """ssh and scp options that trust exactly the given host keys and no other.
+
+    `hosts` are the manifest's host entries (`host`, `host_key`, optional `port`); their keys
+    are written to `known_hosts_file`, atomically, since several replayers may share one."""
+    lines = {f"{_known_host_name(h)} {h['host_key'].strip()}" for h in hosts if h.get("host_key")}
+    with tempfile.NamedTemporaryFile("w", dir=known_hosts_file.parent, delete=False) as staged:
+        staged.write("".join(f"{line}\n" for line in sorted(lines)))
+    os.replace(staged.name, known_hosts_file)
+    return (*SSH_OPTIONS, "-o", f"UserKnownHostsFile={known_hosts_file}")
+
+
+def ssh_options(root: Path, manifest: dict) -> tuple[str, ...]:
+    """pinned_ssh_options for every host of a render, with ROOT/known_hosts."""
+    return pinned_ssh_options(root / "known_hosts",
+                              [r["host"] for r in manifest["resources"] if r.get("host")])
 
 
 class StepFailed(RuntimeError):
@@ -57,6 +84,7 @@ class Rendered:
 
     def __post_init__(self):
         self.steps = {r["name"]: r for r in self.manifest["resources"] if r["type"] in RUNNABLE}
+        self.ssh_options = ssh_options(self.root, self.manifest)
 
     @classmethod
     def load(cls, root: Path) -> "Rendered":
@@ -107,7 +135,8 @@ class Replayer:
     # -- one step ---------------------------------------------------------------------------
     def _ssh(self, host: dict) -> list[str]:
         key = self.rendered.root / host["private_key_file"]
-        return [*self.wrap, "ssh", *SSH_OPTIONS, "-i", str(key), f"{host['user']}@{host['host']}"]
+        return [*self.wrap, "ssh", *self.rendered.ssh_options, "-p", str(host.get("port") or 22),
+                "-i", str(key), f"{host['user']}@{host['host']}"]
 
     def _argv(self, name: str, script: str) -> list[str]:
         step = self.rendered.steps[name]
@@ -123,7 +152,8 @@ class Replayer:
         source = self.rendered.root / step["files"]["source"]
         key = self.rendered.root / host["private_key_file"]
         remote = step["inputs"]["remotePath"]
-        argv = [*self.wrap, "scp", "-s", *SSH_OPTIONS, "-i", str(key), str(source),
+        argv = [*self.wrap, "scp", "-s", *self.rendered.ssh_options,
+                "-P", str(host.get("port") or 22), "-i", str(key), str(source),
                 f"{host['user']}@{host['host']}:{remote}"]
         return subprocess.run(argv, capture_output=True, text=True, timeout=600)
 

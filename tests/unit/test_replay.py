@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import time
 
 import pytest
 
@@ -117,3 +121,94 @@ def test_changed_steps_are_exactly_the_edited_ones(rendered, tmp_path):
     script = new_dir / unchanged.steps[victim]["files"]["create"]
     script.write_text(script.read_text() + "# edited\n")
     assert replay.changed_steps(old, replay.Rendered.load(new_dir)) == [victim]
+
+
+def test_ssh_trusts_exactly_the_host_keys_the_manifest_pins(rendered, recorder):
+    wrap, recorded = recorder
+    steps = replay.Rendered.load(rendered("dev"))
+    replay.Replayer(steps, wrap=wrap).run("create", ["ctl1-ready", "ctl1-haproxy-config"])
+    known_hosts = steps.root / "known_hosts"
+    pinned = {f"{s['host']['host']} {s['host']['host_key']}" for s in steps.steps.values()
+              if s["host"].get("host_key")}
+    assert len(pinned) == len(steps.manifest["nodes"])
+    assert sorted(known_hosts.read_text().splitlines()) == sorted(pinned)
+    assert len(recorded()) == 2
+    for call in recorded():
+        options = " ".join(call["argv"])
+        assert "StrictHostKeyChecking=yes" in options
+        assert f"UserKnownHostsFile={known_hosts}" in options
+        assert "StrictHostKeyChecking=no" not in options
+        assert "UserKnownHostsFile=/dev/null" not in options
+
+
+def keygen(path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)],
+                   check=True)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """An sshd on a free loopback port (in a private mount namespace for its /run/sshd), letting
+    root in with a client key: (port, its host public key, the client key file)."""
+    if os.geteuid() != 0 or shutil.which("sshd") is None:
+        pytest.skip("needs root and sshd")
+    host_key = keygen(tmp_path / "host_key")
+    client = tmp_path / "client_key"
+    (tmp_path / "authorized_keys").write_text(keygen(client) + "\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "sshd_config"
+    config.write_text(f"ListenAddress 127.0.0.1:{port}\nHostKey {tmp_path / 'host_key'}\n"
+                      f"PidFile {tmp_path / 'sshd.pid'}\n"
+                      f"AuthorizedKeysFile {tmp_path / 'authorized_keys'}\n"
+                      "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+                      "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n")
+    server = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs tmpfs /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd -D -e -f "$0"',
+         str(config)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as attempt:
+                if attempt.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert server.poll() is None, server.stderr.read()
+            assert time.monotonic() < deadline, "sshd did not listen"
+            time.sleep(0.1)
+        yield port, host_key, client
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def one_step_render(root, port: int, host_key: str, client_key) -> replay.Rendered:
+    """A render with one remote step on the loopback sshd."""
+    (root / "probe").mkdir(parents=True)
+    (root / "probe" / "create.sh").write_text("echo logged in as $(id -un)\n")
+    host = {"host": "127.0.0.1", "port": port, "user": "root",
+            "private_key_file": str(client_key), "host_key": host_key}
+    manifest = {"nodes": [], "resources": [{
+        "name": "probe", "type": replay.REMOTE, "parent": None, "depends_on": [],
+        "waits_for": [], "host": host, "files": {"create": "probe/create.sh"},
+        "inputs": {"connection": {"dialErrorLimit": 1}}}]}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return replay.Rendered.load(root)
+
+
+def test_a_step_runs_on_a_host_answering_with_its_pinned_key(sshd, tmp_path):
+    port, host_key, client = sshd
+    steps = one_step_render(tmp_path / "render", port, host_key, client)
+    (result,) = replay.Replayer(steps).run("create")
+    assert result.stdout == "logged in as root\n"
+    assert (steps.root / "known_hosts").read_text() == f"[127.0.0.1]:{port} {host_key}\n"
+
+
+def test_a_host_answering_with_another_key_is_refused(sshd, tmp_path):
+    port, _, client = sshd
+    other = keygen(tmp_path / "other_key")
+    steps = one_step_render(tmp_path / "render", port, other, client)
+    with pytest.raises(replay.StepFailed, match="Host key verification failed"):
+        replay.Replayer(steps).run("create")
