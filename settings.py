@@ -91,6 +91,8 @@ class Hypervisor:
     fence_user: str
     # Where the stack installs the nodes' fencing key on this hypervisor.
     authorized_keys_file: str
+    # The SSH host public key its fenceAddress answers with (`ssh-ed25519 AAAA...`).
+    host_key: Optional[str] = None
 
     @property
     def is_local(self) -> bool:
@@ -374,6 +376,7 @@ def _read_hypervisors(r: _Reader, network: Network, libvirt_uri: str) -> tuple[H
                 "authorizedKeysFile",
                 "/root/.ssh/authorized_keys" if user == "root"
                 else f"/home/{user}/.ssh/authorized_keys")),
+            host_key=entry.get("hostKey"),
         ))
     for attribute in ("name", "uri"):
         values = [getattr(h, attribute) for h in hypervisors]

@@ -3,6 +3,10 @@
 fence_virsh logs in to the node's hypervisor over SSH with a key the stack generates: the public
 half goes into the hypervisor user's authorized_keys, the private half onto every control node.
 Each node gets one stonith device that only kills that node and never runs on it.
+
+Nodes never trust a hypervisor's host key on first use: it comes from the hypervisor's `hostKey`
+setting or, for the local hypervisor without one, from the local authorize command, which reads
+the local sshd's key from disk and prints it.
 """
 from __future__ import annotations
 
@@ -11,6 +15,9 @@ from urllib.parse import urlparse
 
 import pulumi
 import pulumi_command as command
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from components.credentials import Credentials
 from components.node import ClusterNode
@@ -49,11 +56,33 @@ def stonith_devices(settings: Settings, controls: list[ClusterNode]) -> list[Sto
     return devices
 
 
+def pinned_host_key(text: str, source: str) -> str:
+    """`ssh-ed25519 <base64>` from the first line of `text` (a public key line), or an error
+    naming `source`: only a well-formed ED25519 key reaches a node's known_hosts."""
+    fields = (text or "").strip().split("\n")[0].split()
+    try:
+        key = serialization.load_ssh_public_key(" ".join(fields[:2]).encode())
+    except (ValueError, UnsupportedAlgorithm):
+        key = None
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        raise ValueError(f"{source}: expected an SSH ED25519 public key "
+                         f"('ssh-ed25519 AAAA...'), got {text!r}")
+    return key.public_bytes(serialization.Encoding.OpenSSH,
+                            serialization.PublicFormat.OpenSSH).decode()
+
+
 def hypervisor_connection(hypervisor: Hypervisor) -> command.remote.ConnectionArgs:
-    """SSH to a qemu+ssh:// hypervisor as its URI says, with the operator's ssh-agent."""
+    """SSH to a qemu+ssh:// hypervisor as its URI says, with the operator's ssh-agent, pinning
+    its host key."""
     uri = urlparse(hypervisor.uri)
     return command.remote.ConnectionArgs(host=uri.hostname, port=uri.port or 22,
-                                         user=uri.username or "root")
+                                         user=uri.username or "root",
+                                         host_key=pinned_host_key(hypervisor.host_key,
+                                                                  _setting(hypervisor)))
+
+
+def _setting(hypervisor: Hypervisor) -> str:
+    return f"hypervisors[{hypervisor.name}].hostKey"
 
 
 @dataclass
@@ -84,24 +113,48 @@ class Fencing(pulumi.ComponentResource):
         self.register_outputs({"devices": [d.id for d in self.devices]})
 
     def _virsh(self, s: Settings, args: FencingArgs) -> None:
-        hosts = sorted({c.spec.hypervisor for c in args.controls})
-        authorized = [self._authorize(s.hypervisor(h), args.credentials, s.stack) for h in hosts]
-        addresses = sorted({s.hypervisor(h).fence_address for h in hosts})
+        hypervisors = [s.hypervisor(h) for h in sorted({c.spec.hypervisor for c in args.controls})]
+        for hypervisor in hypervisors:
+            if not hypervisor.is_local and hypervisor.host_key is None:
+                raise pulumi.RunError(
+                    f"{_setting(hypervisor)} is required for fence_virsh on a remote hypervisor: "
+                    "the ED25519 host key its sshd answers with, as in "
+                    "/etc/ssh/ssh_host_ed25519_key.pub on that host")
+        authorized, host_keys = [], []
+        for hypervisor in hypervisors:
+            authorize = self._authorize(hypervisor, args.credentials, s.stack)
+            authorized.append(authorize)
+            if hypervisor.host_key is not None:
+                host_keys.append(pulumi.Output.from_input(
+                    pinned_host_key(hypervisor.host_key, _setting(hypervisor))))
+            else:
+                # The local authorize command prints the local sshd's key, read from its file.
+                host_keys.append(authorize.stdout.apply(lambda out, h=hypervisor: pinned_host_key(
+                    out, f"{h.name}-fence-authorize's stdout")))
+        addresses = sorted({h.fence_address for h in hypervisors})
+        create = pulumi.Output.all(*host_keys).apply(lambda keys: render(
+            "fencing-node-key.sh.j2", key_file=KEY_FILE,
+            hypervisors=[field for h, key in zip(hypervisors, keys)
+                         for field in (h.fence_address, h.fence_user, key)]))
         for control in args.controls:
             self.ready.append(control.step(
                 f"{control.spec.name}-fence-key", parent=self, depends_on=authorized,
-                create=render("fencing-node-key.sh.j2", key_file=KEY_FILE, addresses=addresses),
+                create=create,
                 delete=render("fencing-node-key-delete.sh.j2", key_file=KEY_FILE,
                               addresses=addresses),
                 stdin=args.credentials.fence_private_key))
 
     def _authorize(self, hypervisor: Hypervisor, credentials: Credentials,
-                   stack: str) -> pulumi.Resource:
-        """Install the nodes' public key for fence_user on the hypervisor (removed on destroy)."""
+                   stack: str) -> command.local.Command | command.remote.Command:
+        """Install the nodes' public key for fence_user on the hypervisor (removed on destroy).
+
+        The local one without a hostKey setting also prints the local sshd's host key."""
         marker = f"osha-fence:{stack}"
+        print_host_key = hypervisor.is_local and hypervisor.host_key is None
         scripts = credentials.fence_public_key.apply(lambda key: {
             phase: render(f"fencing-authorize-{phase}.sh.j2", hypervisor=hypervisor,
-                          line=f"{key.strip()} {marker}", marker=marker)
+                          line=f"{key.strip()} {marker}", marker=marker,
+                          print_host_key=print_host_key)
             for phase in ("create", "delete")})
         name = f"{hypervisor.name}-fence-authorize"
         options = pulumi.ResourceOptions(parent=self)

@@ -15,7 +15,11 @@ is a secret as a whole (a node's user-data: it holds the node's SSH host key) is
 DIR/secrets/ (the manifest points there) and, for review, in its usual place with each secret
 value shown as `[secret]`.
 
-Every SSH host in the manifest carries the host key its connection pins (`host_key`).
+Every SSH host in the manifest carries the host key its connection pins (`host_key`). A local
+Command's stdout is a stand-in: the program's only local step (`<hypervisor>-fence-authorize`)
+prints the local sshd's ED25519 host key, read on the operator's machine during `pulumi up`; the
+render shows an ED25519 key derived from the stack and step name instead. A hypervisor's
+`hostKey` setting replaces both, and then the render shows the real key.
 """
 from __future__ import annotations
 
@@ -86,6 +90,13 @@ def _private_key(stack: str, name: str, algorithm: str, curve: str):
         wide = hashlib.sha512(seed).digest() + hashlib.sha512(seed + b"2").digest()
         return ec.derive_private_key(int.from_bytes(wide, "big") % 2 ** (bits - 1) + 1, chosen)
     raise ValueError(f"render mocks generate ED25519 and ECDSA keys, not {algorithm}")
+
+
+def stand_in_stdout(stack: str, name: str) -> str:
+    """What the render shows as a local Command's stdout: an ED25519 public key line (see the
+    module's docstring), derived from the stack and the command's name."""
+    key = _private_key(stack, f"{name}/stdout", "ED25519", "")
+    return _key_outputs(key)["publicKeyOpenssh"]
 
 
 def _key_outputs(key) -> dict[str, str]:
@@ -188,6 +199,8 @@ class RenderMocks(pulumi_mocks.Mocks):
             key = _load_private_key(inputs["privateKeyPem"])
             outputs["certPem"] = _certificate(inputs, key.public_key(), key, None,
                                               _seed(self.stack, args.name))
+        elif args.typ == LOCAL:
+            outputs["stdout"] = stand_in_stdout(self.stack, args.name)
         elif args.typ == "tls:index/certRequest:CertRequest":
             outputs["certRequestPem"] = f"mock-csr:{args.name}"
             self.csrs[outputs["certRequestPem"]] = inputs

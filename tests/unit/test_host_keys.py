@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 import yaml
 
+from components.fencing import pinned_host_key
+from tests.conftest import stack_config
 from tools import render
-from tools.render import COPY, REMOTE, SEED
+from tools.render import COPY, LOCAL, REMOTE, SEED
 
 
 def node_of(graph: render.Graph, host: str):
@@ -77,3 +80,84 @@ def test_the_manifest_names_each_hosts_key_and_the_seed_stays_under_secrets(rend
         assert review["ssh_keys"]["ed25519_private"] == "[secret]"
         assert {**yaml.safe_load(real.split("\n", 1)[1]),
                 "ssh_keys": review["ssh_keys"]} == review
+def fence_targets(graph: render.Graph, node: str) -> list[tuple[str, str, str]]:
+    """(address, user, pinned key) of each hypervisor, as the node's fence-key step lists them."""
+    script = graph.named(f"{node}-fence-key").inputs["create"]
+    (line,) = [l for l in script.splitlines() if l.startswith("hypervisors=(")]
+    fields = shlex.split(line[len("hypervisors=("):-1])
+    return list(zip(fields[::3], fields[1::3], fields[2::3]))
+
+
+def test_the_local_hypervisors_key_comes_from_its_own_authorize_command(dev_graph):
+    """Without hostKey, the local command reads the local sshd's key and the nodes pin its stdout."""
+    authorize = dev_graph.named("local-fence-authorize")
+    assert authorize.type == LOCAL
+    assert "/etc/ssh/ssh_host_ed25519_key.pub" in authorize.inputs["create"]
+    stand_in = render.stand_in_stdout("dev", "local-fence-authorize").strip()
+    for node in dev_graph.settings.controls:
+        assert fence_targets(dev_graph, node.name) == [("10.20.0.1", "root", stand_in)]
+        assert "StrictHostKeyChecking=yes" in dev_graph.named(f"{node.name}-fence-key").inputs[
+            "create"]
+
+
+def test_a_hostkey_setting_is_pinned_as_given_and_nothing_is_read(dev_graph):
+    key = render.stand_in_stdout("other", "key").strip()
+    graph = render.run_program(stack_config("lab", hypervisors=[{
+        "name": "local", "uri": "qemu:///system", "fenceAddress": "10.20.0.1",
+        "authorizedKeysFile": "/run/osha-lab/authorized_keys", "hostKey": f"{key} root@lab"}]),
+        "lab")
+    assert "ssh_host_ed25519_key" not in graph.named("local-fence-authorize").inputs["create"]
+    for node in graph.settings.controls:
+        assert fence_targets(graph, node.name) == [("10.20.0.1", "root", key)]
+
+
+def test_remote_hypervisors_are_pinned_by_the_nodes_and_by_the_stack():
+    graph = render.run_program(stack_config("multihost"), "multihost")
+    keys = {h.name: pinned_host_key(h.host_key, h.name) for h in graph.settings.hypervisors}
+    for hypervisor in graph.settings.hypervisors:
+        authorize = graph.named(f"{hypervisor.name}-fence-authorize")
+        assert authorize.type == REMOTE
+        assert authorize.inputs["connection"]["hostKey"] == keys[hypervisor.name]
+        assert "ssh_host_ed25519_key" not in authorize.inputs["create"]
+    expected = sorted((h.fence_address, h.fence_user, keys[h.name])
+                      for h in graph.settings.hypervisors)
+    for node in graph.settings.controls:
+        assert sorted(fence_targets(graph, node.name)) == expected
+
+
+def test_a_remote_hypervisor_without_hostkey_is_refused():
+    config = stack_config("multihost")
+    for hypervisor in config["hypervisors"]:
+        hypervisor.pop("hostKey")
+    with pytest.raises(Exception, match=r"hypervisors\[kvm1\]\.hostKey is required"):
+        render.run_program(config, "multihost")
+
+
+@pytest.mark.parametrize("text", [
+    "", "ssh-ed25519", "ssh-ed25519 not-base64!", "not a key at all",
+    "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 host",
+    # An ECDSA key where an ED25519 one is wanted.
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEmKSENjQEezOmxkZMy7"
+    "opKgwFB9nkt5YRrYMjNuG5N87uRgg6CLrbo5wAdT/y6v0mKV0U2w0WZ2YB/++Tpockg="])
+def test_only_a_well_formed_ed25519_key_is_pinned(text):
+    with pytest.raises(ValueError, match="the-source: expected an SSH ED25519 public key"):
+        pinned_host_key(text, "the-source")
+
+
+def test_a_pinned_key_is_canonical_and_one_line():
+    key = render.stand_in_stdout("dev", "k").strip()
+    assert pinned_host_key(f"  {key} root@hypervisor\n", "s") == key
+    # Whatever follows the first line (another known_hosts entry, say) is not taken along.
+    assert pinned_host_key(f"{key}\n* ssh-ed25519 AAAA-evil", "s") == key
+
+
+@pytest.mark.parametrize("stack", ["dev", "lab", "prod", "multihost"])
+def test_no_host_key_is_ever_scanned(rendered, stack):
+    out = rendered(stack)
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert "ssh-keyscan" not in path.read_text(errors="replace"), path
+    for path in render.ROOT.glob("**/*"):
+        if path.is_file() and path.suffix in (".py", ".j2", ".sh") and ".venv" not in path.parts \
+                and path.name != "test_host_keys.py":
+            assert "ssh-keyscan" not in path.read_text(), path
