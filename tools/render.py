@@ -331,6 +331,29 @@ class Graph:
         return {v for v in values if len(v.strip()) >= 8}
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """One text the stack runs or ships: a script, the XSLT, a cloud-init part, a copied file."""
+
+    resource: str
+    role: str  # create, update, delete, xslt, user-data, meta-data, network-config, source
+    kind: str  # shell, xml, yaml, config
+    text: str
+
+
+ARTIFACT_KINDS = {**{role: "shell" for role in COMMAND_FILES}, "xslt": "xml", "source": "config",
+                  **{part: "yaml" for part in CLOUD_INIT_FILES.values()}}
+
+
+def artifacts(raw_config: dict[str, Any], stack: str) -> list[Artifact]:
+    """Every script, XML, YAML and config text the program makes for `raw_config` (stdin, the
+    secret channel, aside), each with its role and kind: for checks over many configs."""
+    graph = run_program(raw_config, stack)
+    return [Artifact(registration.name, role, ARTIFACT_KINDS[role], text)
+            for registration in graph.registrations
+            for role, text in _files_of(registration).items() if role != "stdin"]
+
+
 def run_mocked(raw_config: dict[str, Any], stack: str,
                monitor: Optional[RecordingMonitor] = None) -> RecordingMonitor:
     """Run __main__.py under mocks with `raw_config` exactly as the engine would hand it over."""

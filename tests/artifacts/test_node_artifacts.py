@@ -7,7 +7,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.conftest import stack_config
+from tools import render
 from tools.render import DOMAIN, SEED
 
 STACKS = ["dev", "lab"]
@@ -28,13 +31,18 @@ def run(*argv: str, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_user_data_passes_cloud_init_schema(rendered, stack):
+    """The user-data as shipped, the node's SSH host key included (cloud-init 22.4, Debian 12)."""
     out = rendered(stack)
     seeds = resources_of(out, SEED)
     assert seeds
     for seed in seeds:
-        result = run("cloud-init", "schema", "--config-file", str(out / seed["files"]["user-data"]))
+        user_data = out / seed["files"]["user-data"]
+        result = run("cloud-init", "schema", "--config-file", str(user_data))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Valid cloud-config" in result.stdout
+        host_keys = yaml.safe_load(user_data.read_text())["ssh_keys"]
+        assert sorted(host_keys) == ["ed25519_private", "ed25519_public"]
+        assert host_keys["ed25519_private"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -118,3 +126,49 @@ def test_xslt_marks_exactly_the_shared_disk_shareable(rendered, stack, tmp_path)
         assert len(disks) == len(ET.fromstring(source.read_text()).findall("./devices/disk"))
         assert ET.fromstring(result.stdout).find("./devices/interface/mac").get("address") == \
             domain["inputs"]["networkInterfaces"][0]["mac"]
+
+
+# A host device holding every character XML or XPath could take for syntax.
+HOSTILE_DEVICE = "/dev/disk/by-path/a\"b'c<d&e') or ('1'='1"
+
+
+def test_xslt_keeps_a_hostile_host_device_as_data(tmp_path):
+    """xsltproc on the stack's own XSLT: the disk with exactly that path is marked, no other."""
+    config = stack_config("multihost", sharedStorage={"kind": "iscsi", "source": {
+        "portal": "192.168.50.5:3260", "iqn": "iqn.2026-01.lan:x", "lun": 0,
+        "hostDevice": HOSTILE_DEVICE}})
+    graph = render.run_program(config, "multihost")
+    xslt = tmp_path / "shared-disk.xsl"
+    xslt.write_text(graph.named("ctl1-domain").inputs["xml"]["xslt"])
+    escaped = HOSTILE_DEVICE.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    source = tmp_path / "domain.xml"
+    source.write_text(f"""<domain type='kvm'>
+  <name>multihost-ctl1</name>
+  <memory unit='MiB'>4096</memory>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='{POOL_PATH}/ctl1-root.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='block' device='disk'>
+      <source dev="{escaped}"/>
+      <target dev='vdb' bus='virtio'/>
+    </disk>
+    <disk type='block' device='disk'>
+      <source dev="/dev/disk/by-path/a"/>
+      <target dev='vdc' bus='virtio'/>
+    </disk>
+  </devices>
+</domain>
+""")
+    result = run("xsltproc", str(xslt), str(source))
+    assert result.returncode == 0, result.stderr
+    transformed = tmp_path / "out.xml"
+    transformed.write_text(result.stdout)
+    valid = run("virt-xml-validate", str(transformed), "domain")
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    disks = ET.fromstring(result.stdout).findall("./devices/disk")
+    shareable = [d.find("source").get("dev") for d in disks if d.find("shareable") is not None]
+    assert shareable == [HOSTILE_DEVICE]

@@ -1,0 +1,35 @@
+"""tools/render.py's artifacts(): every text the program makes, with its role and kind."""
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+import yaml
+
+from tests.conftest import stack_config
+from tools import render
+
+STACKS = sorted(p.name.split(".")[1] for p in render.ROOT.glob("Pulumi.*.yaml"))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_artifact_parses_as_its_kind(stack):
+    found = render.artifacts(stack_config(stack), stack)
+    kinds = {a.kind for a in found}
+    assert kinds == {"shell", "xml", "yaml", "config"}
+    for artifact in found:
+        if artifact.kind == "shell":
+            result = subprocess.run(["bash", "-n"], input=artifact.text, capture_output=True,
+                                    text=True)
+            assert result.returncode == 0, (artifact.resource, artifact.role, result.stderr)
+        elif artifact.kind == "xml":
+            ET.fromstring(artifact.text)
+        elif artifact.kind == "yaml":
+            assert isinstance(yaml.safe_load(artifact.text), dict)
+            if artifact.role == "user-data":
+                assert artifact.text.startswith("#cloud-config\n")
+        else:
+            assert artifact.text.strip()
+    assert {a.role for a in found} >= {"create", "delete", "user-data", "meta-data",
+                                       "network-config", "xslt", "source"}
