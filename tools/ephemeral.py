@@ -5,9 +5,9 @@
 
 1. A uniquely named stack (eph-<base>-<8 hex>) gets the base file's config, with its own libvirt
    network name, so domains, volumes and the network never collide with the base stack's.
-2. `pulumi up`, then the smoke checks over SSH on the first control node: every cluster node
-   online, every Pacemaker resource started (none failed), and the VIP answering through HAProxy
-   (its statistics page on the VIP).
+2. `pulumi up`, then the smoke checks over SSH on the first control node (its host key pinned from
+   the stack's `nodes` output): every cluster node online, every Pacemaker resource started (none
+   failed), and the VIP answering through HAProxy (its statistics page on the VIP).
 3. Always, also after a failure or Ctrl-C/SIGTERM: `pulumi destroy --yes`, then
    `pulumi stack rm --yes` (without --force: a stack whose destroy failed is kept and named).
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import secrets
 import shutil
 import signal
@@ -37,11 +38,9 @@ import yaml  # noqa: E402
 
 import settings as stack_settings  # noqa: E402
 from components.haproxy import STATS_PORT  # noqa: E402
+from tools.replay import pinned_ssh_options  # noqa: E402
 
 PROJECT = stack_settings.PROJECT
-SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-               "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=15",
-               "-o", "LogLevel=ERROR"]
 
 
 class Failed(Exception):
@@ -131,16 +130,18 @@ def cluster_problems(crm_mon_xml: str, expected_nodes: list[str]) -> list[str]:
 
 
 class Node:
-    """SSH to one node as the admin user with the stack's key."""
+    """SSH to one node as the admin user with the stack's key, trusting only its host key."""
 
-    def __init__(self, host: str, user: str, key_file: Path):
+    def __init__(self, host: str, user: str, key_file: Path, ssh_options: tuple[str, ...]):
         self.target = f"{user}@{host}"
         self.key_file = key_file
+        self.ssh_options = ssh_options
 
     def run(self, script: str) -> str:
         try:
-            result = subprocess.run(["ssh", *SSH_OPTIONS, "-i", str(self.key_file), self.target,
-                                     script], capture_output=True, text=True, timeout=300)
+            result = subprocess.run(["ssh", *self.ssh_options, "-i", str(self.key_file),
+                                     self.target, script],
+                                    capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:
             raise Failed(f"ssh {self.target} `{script}` did not finish in 300 s") from None
         if result.returncode != 0:
@@ -164,11 +165,15 @@ def smoke(node: Node, parsed: stack_settings.Settings) -> None:
 
 def run_smoke(pulumi: Pulumi, parsed: stack_settings.Settings) -> None:
     key = pulumi.run("stack", "output", "adminPrivateKey", "--show-secrets", capture=True)
+    nodes = json.loads(pulumi.run("stack", "output", "nodes", "--json", capture=True))
+    first = parsed.controls[0]
     with tempfile.TemporaryDirectory() as scratch:
         key_file = Path(scratch) / "admin.key"
         key_file.touch(mode=0o600)
         key_file.write_text(key.strip() + "\n")
-        smoke(Node(str(parsed.controls[0].ip), parsed.admin_user, key_file), parsed)
+        options = pinned_ssh_options(Path(scratch) / "known_hosts", [
+            {"host": str(first.ip), "host_key": nodes[first.name]["hostKey"]}])
+        smoke(Node(str(first.ip), parsed.admin_user, key_file, options), parsed)
 
 
 # ---- the whole run ---------------------------------------------------------------------------

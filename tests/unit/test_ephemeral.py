@@ -52,14 +52,17 @@ if command.startswith(os.environ.get("FAKE_FAIL") or "\0"):
     sys.exit(1)
 if command == "stack output adminPrivateKey":
     print("-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----")
+if command == "stack output nodes":
+    print(json.dumps({"ctl1": {"ip": "10.20.0.11", "hostKey": "ssh-ed25519 AAAActl1\n"}}))
 if command == "stack rm":
     stack_file.unlink()
 '''
 
 FAKE_SSH = r'''#!PYTHON
 import json, os, sys
+known_hosts = next(a.split("=", 1)[1] for a in sys.argv if a.startswith("UserKnownHostsFile="))
 with open(os.environ["FAKE_RECORD"] + ".ssh", "a") as record:
-    record.write(json.dumps(sys.argv[1:]) + "\n")
+    record.write(json.dumps(sys.argv[1:] + [open(known_hosts).read()]) + "\n")
 script = sys.argv[-1]
 if "crm_mon" in script:
     print(open(os.environ["FAKE_CRM_MON"]).read())
@@ -149,7 +152,7 @@ def test_a_passing_run_deploys_checks_and_tears_down(project, fakes, tmp_path):
     result = run_tool(project, str(fakes), record, tmp_path)
     assert result.returncode == 0, result.stderr
     assert subcommands(record) == ["stack init", "up", "stack output adminPrivateKey",
-                                   "destroy", "stack rm"]
+                                   "stack output nodes", "destroy", "stack rm"]
     stacks = {argv[argv.index("--stack") + 1] for argv in calls(record)}
     (stack,) = stacks
     assert stack.startswith("eph-dev-") and len(stack) <= 32
@@ -158,10 +161,13 @@ def test_a_passing_run_deploys_checks_and_tears_down(project, fakes, tmp_path):
     assert ["destroy", "--yes", "--skip-preview", "--stack", stack, "--non-interactive"] in \
         calls(record)
     assert ["stack", "rm", "--yes", "--stack", stack, "--non-interactive"] in calls(record)
-    # The smoke checks ran on the first control node as the admin user.
+    # The smoke checks ran on the first control node as the admin user, its host key pinned.
     ssh = [json.loads(line) for line in Path(f"{record}.ssh").read_text().splitlines()]
-    assert [argv[-2] for argv in ssh] == ["osha@10.20.0.11"] * 2
-    assert "crm_mon" in ssh[0][-1] and "curl" in ssh[1][-1] and "10.20.0.10:8404" in ssh[1][-1]
+    assert [argv[-3] for argv in ssh] == ["osha@10.20.0.11"] * 2
+    assert "crm_mon" in ssh[0][-2] and "curl" in ssh[1][-2] and "10.20.0.10:8404" in ssh[1][-2]
+    for argv in ssh:
+        assert "StrictHostKeyChecking=yes" in argv and "StrictHostKeyChecking=no" not in argv
+        assert argv[-1] == "10.20.0.11 ssh-ed25519 AAAActl1\n"  # the known_hosts it was given
     assert "smoke checks passed" in result.stderr
     # No stack file is left behind.
     assert sorted(p.name for p in project.iterdir()) == ["Pulumi.dev.yaml", "Pulumi.yaml"]
