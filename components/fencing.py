@@ -11,6 +11,7 @@ the local sshd's key from disk and prints it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 from urllib.parse import urlparse
 
 import pulumi
@@ -77,12 +78,24 @@ def hypervisor_connection(hypervisor: Hypervisor) -> command.remote.ConnectionAr
     uri = urlparse(hypervisor.uri)
     return command.remote.ConnectionArgs(host=uri.hostname, port=uri.port or 22,
                                          user=uri.username or "root",
-                                         host_key=pinned_host_key(hypervisor.host_key,
-                                                                  _setting(hypervisor)))
+                                         host_key=configured_host_key(hypervisor))
 
 
 def _setting(hypervisor: Hypervisor) -> str:
     return f"hypervisors[{hypervisor.name}].hostKey"
+
+
+def configured_host_key(hypervisor: Hypervisor) -> Optional[str]:
+    """The hypervisor's pinned key from its hostKey setting; None for a local hypervisor without
+    one (its authorize command reads the key); an error for a remote one without."""
+    if hypervisor.host_key is None:
+        if hypervisor.is_local:
+            return None
+        raise pulumi.RunError(
+            f"{_setting(hypervisor)} is required for fence_virsh on a remote hypervisor: the "
+            "ED25519 host key its sshd answers with, as in /etc/ssh/ssh_host_ed25519_key.pub "
+            "on that host")
+    return pinned_host_key(hypervisor.host_key, _setting(hypervisor))
 
 
 @dataclass
@@ -114,19 +127,14 @@ class Fencing(pulumi.ComponentResource):
 
     def _virsh(self, s: Settings, args: FencingArgs) -> None:
         hypervisors = [s.hypervisor(h) for h in sorted({c.spec.hypervisor for c in args.controls})]
-        for hypervisor in hypervisors:
-            if not hypervisor.is_local and hypervisor.host_key is None:
-                raise pulumi.RunError(
-                    f"{_setting(hypervisor)} is required for fence_virsh on a remote hypervisor: "
-                    "the ED25519 host key its sshd answers with, as in "
-                    "/etc/ssh/ssh_host_ed25519_key.pub on that host")
+        # Checked before any fencing resource is registered.
+        configured = [configured_host_key(h) for h in hypervisors]
         authorized, host_keys = [], []
-        for hypervisor in hypervisors:
+        for hypervisor, key in zip(hypervisors, configured):
             authorize = self._authorize(hypervisor, args.credentials, s.stack)
             authorized.append(authorize)
-            if hypervisor.host_key is not None:
-                host_keys.append(pulumi.Output.from_input(
-                    pinned_host_key(hypervisor.host_key, _setting(hypervisor))))
+            if key is not None:
+                host_keys.append(pulumi.Output.from_input(key))
             else:
                 # The local authorize command prints the local sshd's key, read from its file.
                 host_keys.append(authorize.stdout.apply(lambda out, h=hypervisor: pinned_host_key(
