@@ -18,7 +18,7 @@ from components.stack_facts import StackFacts, StackFactsArgs
 from components.tls import StackTls, StackTlsArgs
 
 try:
-    settings = stack_settings.from_pulumi(pulumi.Config().get_secret, pulumi.get_stack())
+    settings = stack_settings.from_pulumi(pulumi.get_stack())
 except stack_settings.SettingsError as error:
     # Stop before any resource is registered, with the message and no traceback.
     raise pulumi.RunError(str(error)) from None

@@ -1,4 +1,5 @@
-"""The OpenStack API catalogue HAProxy balances: ports from the seed era to today.
+"""What each OpenStack release ships: the API catalogue HAProxy balances (ports from the seed era
+to today) and the single-instance agents Pacemaker runs on one node.
 
 A service is on by default while the stack's release still ships it (`added_in` ..
 `removed_after`); `default_off` marks services nobody should get without asking.
@@ -8,6 +9,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
+
+# Releases in order.
+RELEASES = (
+    "havana", "icehouse", "juno", "kilo", "liberty", "mitaka", "newton", "ocata", "pike",
+    "queens", "rocky", "stein", "train", "ussuri", "victoria", "wallaby", "xena", "yoga",
+    "zed", "antelope", "bobcat", "caracal", "dalmatian", "epoxy", "flamingo",
+)
+# The single-instance agents and the last release shipping each (None: every release);
+# nova-consoleauth was removed after Stein.
+SINGLETONS = {"nova-consoleauth": "stein", "neutron-l2-agent": None}
+# Their systemd units per OS family.
+SINGLETON_UNITS = {
+    "rhel": {"nova-consoleauth": "openstack-nova-consoleauth",
+             "neutron-l2-agent": "neutron-openvswitch-agent"},
+    "debian": {"nova-consoleauth": "nova-consoleauth",
+               "neutron-l2-agent": "neutron-openvswitch-agent"},
+}
 
 
 @dataclass(frozen=True)
@@ -56,12 +74,20 @@ SERVICES: tuple[Service, ...] = (
 INTERFACES = ("public", "internal", "admin")
 
 
-def default_enabled(service: Service, release: str, releases: tuple[str, ...]) -> bool:
+def ships(release: str, first: str, last: Optional[str]) -> bool:
+    """Whether `release` lies from `first` to `last` (None: to this day)."""
+    index = RELEASES.index(release)
+    return RELEASES.index(first) <= index and (last is None or index <= RELEASES.index(last))
+
+
+def default_enabled(service: Service, release: str) -> bool:
     """On when the release ships the service and it is not legacy-off."""
-    index = releases.index(release)
-    shipped = releases.index(service.added_in) <= index and (
-        service.removed_after is None or index <= releases.index(service.removed_after))
-    return shipped and not service.default_off
+    return ships(release, service.added_in, service.removed_after) and not service.default_off
+
+
+def default_singletons(release: str) -> list[str]:
+    """The single-instance agents `release` ships."""
+    return [name for name, last in SINGLETONS.items() if ships(release, RELEASES[0], last)]
 
 
 def by_name(name: str) -> Service:

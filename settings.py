@@ -1,52 +1,55 @@
-"""The stack's configuration, read once and validated before any resource is registered.
+"""The stack's configuration: one strict, declarative schema, validated before any resource exists.
 
-`parse()` turns the raw config mapping (keys without the project prefix) into one frozen
-`Settings` object or raises `SettingsError` listing every problem, each naming the key, the bad
-value and what is allowed. `from_pulumi()` feeds it from the running Pulumi program.
+camelCase keys in YAML, snake_case in Python; unknown keys rejected at every level; no coercion;
+every string typed as what it is (schema.py); each cross-field rule on the model holding the fields
+it relates. `parse()` returns one frozen `Settings` or raises `SettingsError` with every problem,
+one line each. Secrets are checked like the rest, never printed, handed on as Pulumi secrets.
+A new section: a `Section` subclass of `setting(...)` fields (cross-field checks as `@rule()`
+generators) and one field of it on `Settings`; tools/settings_reference.py documents it in README.
 """
-from __future__ import annotations
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property, partial
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Any, ClassVar, Literal, Optional
 
-import ipaddress
-import json
-import os
-import re
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+import pulumi
+from pydantic import (ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo,
+                      field_validator, with_config)
+from pydantic.alias_generators import to_camel
+from typing_extensions import TypedDict
 
-from catalogue import SERVICES, default_enabled
+from catalogue import (RELEASES, SERVICES, SINGLETON_UNITS, SINGLETONS, by_name, default_enabled,
+                       default_singletons, ships)
+from schema import (BridgeName, Cidr, DevicePath, Domain, Host, HostPort, ImageSource, IPv4, Iqn,
+                    Label, LibvirtUri, ListOf, NamePrefix, Password, Path, PoolName, Section,
+                    SshPrivateKey, SshPublicKey, TagKey, Text, UnitName, UserName, Word,
+                    decode, describe, project_keys, rule, setting, unwrap)
 
 PROJECT = "openstack-ha"
-DEFAULT_IMAGE = (
-    "https://cloud.centos.org/centos/9-stream/x86_64/images/"
-    "CentOS-Stream-GenericCloud-9-latest.x86_64.qcow2"
-)
+DEFAULT_IMAGE = ("https://cloud.centos.org/centos/9-stream/x86_64/images/"
+                 "CentOS-Stream-GenericCloud-9-latest.x86_64.qcow2")
+DEFAULT_URI = "qemu:///system"
 OS_FAMILIES = ("rhel", "debian")
 BROKERS = ("qpid", "rabbitmq")
 HAPROXY_LAYOUTS = ("clone", "group")
 NETWORK_MODES = ("nat", "isolated", "bridge")
-# A Linux interface name: at most 15 characters.
-BRIDGE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 FENCE_AGENTS = ("fence_virsh", "fence_xvm")
 SHARED_STORAGE_KINDS = ("volume", "iscsi", "rbd")
+# What describes each shared block device (hostDevice: where every hypervisor sees it).
+SOURCE_KEYS = {"iscsi": ("portal", "iqn", "lun", "hostDevice"),
+               "rbd": ("pool", "image", "monitors", "hostDevice")}
 # Pacemaker, corosync, pcsd, MariaDB and the broker together need this much on a control node.
 MIN_CONTROL_MEMORY_MIB = 2048
 MIN_COMPUTE_MEMORY_MIB = 1024
-MIN_SHARED_DISK_GIB = 2
-MIN_DISK_GIB = 8
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
-# Releases in order; nova-consoleauth was removed after Stein.
-RELEASES = (
-    "havana", "icehouse", "juno", "kilo", "liberty", "mitaka", "newton", "ocata", "pike",
-    "queens", "rocky", "stein", "train", "ussuri", "victoria", "wallaby", "xena", "yoga",
-    "zed", "antelope", "bobcat", "caracal", "dalmatian", "epoxy", "flamingo",
-)
-LAST_RELEASE_WITH_CONSOLEAUTH = "stein"
-SINGLETON_UNITS = {
-    "rhel": {"nova-consoleauth": "openstack-nova-consoleauth",
-             "neutron-l2-agent": "neutron-openvswitch-agent"},
-    "debian": {"nova-consoleauth": "nova-consoleauth",
-               "neutron-l2-agent": "neutron-openvswitch-agent"},
-}
+MIN_SHARED_DISK_GIB, MIN_DISK_GIB = 2, 8
+MAX_GIB, MAX_MIB, MAX_NODES = 65536, 16 * 1024 * 1024, 64
+# Pacemaker ids of the stack's own layout (components/cluster_resources.py), and fence-<node>.
+RESERVED_RESOURCE_IDS = ("vip", "shared-fs", "mysql", "broker", "haproxy", "osha-core")
+# Config namespaces of the providers the stack uses: not this program's keys, but no typos either.
+PROVIDER_NAMESPACES = ("libvirt", "command", "random", "tls", "pulumi")
+Count = Annotated[int, Field(ge=0, le=MAX_NODES)]
+ServiceName = Literal[tuple(s.name for s in SERVICES)]
 
 
 class SettingsError(ValueError):
@@ -57,584 +60,569 @@ class SettingsError(ValueError):
         super().__init__("invalid stack configuration:\n  - " + "\n  - ".join(problems))
 
 
-@dataclass(frozen=True)
-class Image:
-    source: str
-    os_family: str
-    is_url: bool
+class Image(Section):
+    source: ImageSource = setting(DEFAULT_IMAGE, "what every root volume is a copy-on-write "
+                                  "layer of", shown="CentOS Stream 9 GenericCloud URL")
+    os_family: Literal[OS_FAMILIES] = setting("rhel", "package manager and unit names")
+
+    @property
+    def is_url(self) -> bool:
+        return self.source.startswith(("http://", "https://"))
 
 
-@dataclass(frozen=True)
-class Network:
-    name: str
-    cidr: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
-    mode: str
-    domain: str
-    # mode bridge: the existing host bridge (same name on every hypervisor) the nodes join.
-    bridge: Optional[str] = None
+class Network(Section):
+    name: Label = setting("osha", "the libvirt network's name")
+    cidr: Cidr = setting(IPv4Network("10.20.0.0/24"), "the control network")
+    gateway: Optional[IPv4] = setting(derived="the first address of `cidr`",
+                                      doc="the router (with mode `bridge`: the LAN's)")
+    mode: Literal[NETWORK_MODES] = setting("nat", "`isolated`: no route out; `bridge`: the "
+                                           "nodes join `bridge` on the hypervisors' LAN")
+    domain: Domain = setting("osha.internal", "DNS domain of the nodes and the VIP")
+    bridge: Optional[BridgeName] = setting(None, "mode `bridge`: an existing host bridge, the "
+                                           "same on every hypervisor")
+
+    @rule("gateway")
+    def _gateway_inside(cls, gateway: Optional[IPv4Address], data: dict):
+        cidr = data.get("cidr")
+        if cidr is None or gateway is None:
+            return gateway if cidr is None else cidr.network_address + 1
+        if gateway not in cidr or gateway in (cidr.network_address, cidr.broadcast_address):
+            yield "gateway", str(gateway), f"must lie inside network.cidr {cidr} (a host address)"
+        return gateway
+
+    @rule()
+    def _bridge_with_mode(self):
+        if self.mode == "bridge" and self.bridge is None:
+            yield "bridge", None, "mode bridge needs the name of an existing host bridge such " \
+                "as br0 (the same on every hypervisor)"
+        elif self.mode != "bridge" and self.bridge is not None:
+            yield "bridge", self.bridge, "applies to network.mode bridge only"
 
 
-@dataclass(frozen=True)
-class Sizing:
-    vcpu: int
-    memory_mib: int
-    disk_gib: int
+class Hypervisor(Section):
+    name: Label = setting(doc="what `nodes[].hypervisor` calls this host")
+    uri: LibvirtUri = setting(doc="libvirt's URI of the host")
+    fence_address: Optional[Host] = setting(
+        None, "where the nodes reach the host's sshd for fencing (required for a remote host "
+        "and with network.mode `bridge`)", shown="network.gateway")
+    fence_user: UserName = setting("root", "the user fence_virsh logs in as")
+    authorized_keys_file: Optional[Path] = setting(None, "where the nodes' fencing key goes",
+                                                   shown="`~fenceUser/.ssh/authorized_keys`")
+    host_key: Optional[SshPublicKey] = setting(
+        None, "the host's SSH host public key, one OpenSSH line: the nodes trust the fencing "
+        "host by it (required for a remote host)")
 
-
-@dataclass(frozen=True)
-class Hypervisor:
-    name: str
-    uri: str
-    # Address (as seen from the nodes) and user fence_virsh logs in with.
-    fence_address: str
-    fence_user: str
-    # Where the stack installs the nodes' fencing key on this hypervisor.
-    authorized_keys_file: str
-    # The SSH host public key its fenceAddress answers with (`ssh-ed25519 AAAA...`).
-    host_key: Optional[str] = None
+    @rule()
+    def _remote_host_is_described(self):
+        if not self.is_local and self.fence_address is None:
+            yield "fenceAddress", None, "required for a remote hypervisor: the address its " \
+                "nodes reach it at"
+        if not self.is_local and self.host_key is None:
+            yield "hostKey", None, "required for a remote hypervisor: its SSH host public key " \
+                "(/etc/ssh/ssh_host_ed25519_key.pub there, not a scan over the network)"
 
     @property
     def is_local(self) -> bool:
-        return "+ssh://" not in self.uri and not self.uri.startswith("qemu+tcp")
+        return self.uri.startswith("qemu:")
+
+
+class Sizing(Section):
+    vcpu: int = setting(2, "virtual CPUs", ge=1, le=512)
+    memory_mib: int
+    disk_gib: int = setting(20, "root disk", ge=MIN_DISK_GIB, le=MAX_GIB)
+
+
+class ControlSize(Sizing):
+    memory_mib: int = setting(4096, "memory (Pacemaker, corosync, MariaDB and the broker)",
+                              ge=MIN_CONTROL_MEMORY_MIB, le=MAX_MIB)
+
+
+class ComputeSize(Sizing):
+    memory_mib: int = setting(2048, "memory", ge=MIN_COMPUTE_MEMORY_MIB, le=MAX_MIB)
 
 
 @dataclass(frozen=True)
 class Node:
     name: str
     role: str  # "control" | "compute"
-    ip: ipaddress.IPv4Address
-    sizing: Sizing
-    hypervisor: str
+    ip: IPv4Address
+    sizing: Optional[Sizing]
+    hypervisor: Optional[str]
 
     @property
     def mac(self) -> str:
         """A stable locally administered MAC derived from the address (cloud-init matches on it)."""
-        octets = self.ip.packed
-        return "52:54:%02x:%02x:%02x:%02x" % tuple(octets)
+        return "52:54:%02x:%02x:%02x:%02x" % tuple(self.ip.packed)
 
 
-@dataclass(frozen=True)
-class Singleton:
-    name: str
-    unit: str
+class NodeEntry(Section):
+    name: Label = setting(doc="hostname; libvirt domain `<stack>-<name>`")
+    ip: IPv4 = setting(doc="static address in network.cidr")
+    hypervisor: Optional[Label] = setting(None, "the host it runs on", shown="the first hypervisor")
 
 
-@dataclass(frozen=True)
-class Fencing:
-    enabled: bool
-    agent: str
-    # Two-node clusters delay one side's fencing so both cannot shoot each other at once.
-    delay_base_seconds: int
+class NodePlan(Section):
+    """A count with an address plan (consecutive from firstIp), or an explicit list."""
+
+    role: ClassVar[str]
+    first_offset: ClassVar[int]
+    nodes: Optional[ListOf[NodeEntry]] = setting(None, "an explicit list instead of a count")
+
+    @rule()
+    def _list_or_count(self):
+        for name in sorted(self.model_fields_set - {"nodes"} if self.nodes is not None else ()):
+            yield to_camel(name), getattr(self, name), "applies without nodes only"
+
+    def placed(self, cidr: IPv4Network, hypervisor: Optional[str],
+               sizing: Optional[Sizing] = None) -> Optional[list[tuple[Node, dict]]]:
+        """(node, where) for each node, `where` naming the key path and value behind the node's
+        name, ip and hypervisor; None when the plan runs past 255.255.255.255."""
+        if self.nodes is not None:
+            return [(Node(e.name, self.role, e.ip, sizing, e.hypervisor or hypervisor),
+                     {"name": (("nodes", i, "name"), e.name), "ip": (("nodes", i, "ip"), str(e.ip)),
+                      "hypervisor": (("nodes", i, "hypervisor"), e.hypervisor)})
+                    for i, e in enumerate(self.nodes)]
+        start = int(self.first_ip) if self.first_ip else \
+            int(cidr.network_address) + self.first_offset
+        if start + max(self.count, 1) > 2 ** 32:
+            return None
+        where = {"name": (("namePrefix",), self.name_prefix),
+                 "ip": (("firstIp",), str(IPv4Address(start)))}
+        return [(Node(f"{self.name_prefix}{i + 1}", self.role, IPv4Address(start + i), sizing,
+                      hypervisor), where) for i in range(self.count)]
 
 
-@dataclass(frozen=True)
-class SharedStorage:
-    kind: str  # volume: a raw libvirt volume in the pool; iscsi/rbd: a device every host reaches
-    size_gib: int
-    device: str  # the device path inside the nodes
-    source: dict[str, Any]
-    filesystem: str
+class ControlNodes(NodePlan):
+    role: ClassVar[str] = "control"
+    first_offset: ClassVar[int] = 11
+    count: Count = setting(3, "how many (odd: an even split loses quorum)")
+    first_ip: Optional[IPv4] = setting(None, "the first node's address, the others follow",
+                                       shown="`.11` of network.cidr")
+    name_prefix: NamePrefix = setting("ctl", "names are the prefix and 1, 2, ...")
 
 
-@dataclass(frozen=True)
-class Cluster:
-    name: str
-    haproxy_layout: str
-    broker: str
-    stickiness: int
-    mysql_datadir: str
-    singletons: tuple[Singleton, ...]
-    keepalive_time: int
-    keepalive_intvl: int
-    keepalive_probes: int
+class ComputeNodes(NodePlan):
+    role: ClassVar[str] = "compute"
+    first_offset: ClassVar[int] = 21
+    count: Count = setting(0, "how many")
+    first_ip: Optional[IPv4] = setting(None, "the first node's address, the others follow",
+                                       shown="`.21` of network.cidr")
+    name_prefix: NamePrefix = setting("cmp", "names are the prefix and 1, 2, ...")
 
 
-@dataclass(frozen=True)
-class Keystone:
-    region: str
-    admin_user: str
-    admin_project: str
-    # Sourced for the endpoint repoint when no keystoneAdminPassword secret is set (packstack's).
-    openrc_file: str = "/root/keystonerc_admin"
+@with_config(ConfigDict(extra="forbid", strict=True))
+class SharedSource(TypedDict, total=False):
+    portal: Annotated[HostPort, Field(description="iscsi: the target portal")]
+    iqn: Annotated[Iqn, Field(description="iscsi: the target")]
+    lun: Annotated[int, Field(ge=0, le=16383, description="iscsi: the LUN")]
+    pool: Annotated[Word, Field(description="rbd: the Ceph pool")]
+    image: Annotated[Word, Field(description="rbd: the image")]
+    monitors: Annotated[list[HostPort], Field(min_length=1, description="rbd: the monitors")]
+    hostDevice: Annotated[DevicePath, Field(description="the path every hypervisor sees the LUN "
+                                            "or mapped image at")]
 
 
-@dataclass(frozen=True)
-class Settings:
-    stack: str
-    libvirt_uri: str
-    storage_pool: str
-    image: Image
-    network: Network
-    hypervisors: tuple[Hypervisor, ...]
-    controls: tuple[Node, ...]
-    computes: tuple[Node, ...]
-    vip: ipaddress.IPv4Address
-    vip_name: str
-    shared_storage: SharedStorage
-    admin_user: str
-    cluster: Cluster
-    fencing: Fencing
-    release: str
-    services: dict[str, bool]
-    tls_enabled: bool
-    mysql_require_tls: bool
-    keystone: Keystone
-    tags: dict[str, str]
-    # Red Hat subscription-manager user (its password is the rhsmPassword secret).
-    rhsm_username: Optional[str]
-    # Secrets come in as Pulumi Outputs (or None when the stack generates them); never plain text.
-    secrets: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+class SharedStorage(Section):
+    kind: Literal[SHARED_STORAGE_KINDS] = setting(
+        "volume", "`volume`: a raw volume in one hypervisor's pool (every control node on that "
+        "host); `iscsi`, `rbd`: a block device every hypervisor reaches, described by `source`")
+    size_gib: int = setting(4, "the volume's size (kind `volume`)", ge=MIN_SHARED_DISK_GIB,
+                            le=MAX_GIB)
+    source: SharedSource = setting(dict, "kind `iscsi`: portal, iqn, lun, hostDevice; kind "
+                                   "`rbd`: pool, image, monitors, hostDevice")
+    filesystem: Literal["xfs", "ext4"] = setting("xfs", "MySQL's filesystem on it")
 
-    @property
-    def nodes(self) -> tuple[Node, ...]:
-        return self.controls + self.computes
+    @rule()
+    def _source_fits_kind(self):
+        wanted = SOURCE_KEYS.get(self.kind, ())
+        for key in wanted:
+            if key not in self.source:
+                yield ("source", key), None, f"required for kind {self.kind}"
+        for key in self.source:
+            if key not in wanted:
+                yield ("source", key), self.source[key], "applies to kind " + ", ".join(
+                    k for k, keys in SOURCE_KEYS.items() if key in keys) + " only"
+        if self.kind != "volume" and "size_gib" in self.model_fields_set:
+            yield "sizeGib", self.size_gib, "applies to kind volume only (a LUN or an RBD " \
+                "image has its own size)"
 
-    @property
-    def vip_fqdn(self) -> str:
-        return f"{self.vip_name}.{self.network.domain}"
 
-    @property
-    def is_prod(self) -> bool:
-        return self.tags.get("environment") == "prod"
+class Singleton(Section):
+    name: Label = setting(doc="its Pacemaker resource id")
+    unit: UnitName = setting(doc="the systemd unit it runs")
+
+
+class TcpKeepalive(Section):
+    time: int = setting(60, "idle seconds before the first probe", ge=1, le=32767)
+    intvl: int = setting(10, "seconds between probes", ge=1, le=32767)
+    probes: int = setting(6, "unanswered probes that drop the connection", ge=1, le=127)
+
+
+class Cluster(Section):
+    name: Label = setting("osha", "the Pacemaker cluster's name")
+    haproxy_layout: Literal[HAPROXY_LAYOUTS] = setting(
+        "clone", "`clone`: HAProxy on every node, the VIP follows it; `group`: HAProxy in the "
+        "VIP's group (the seed's layout)")
+    broker: Optional[Literal[BROKERS]] = setting(derived="`qpid` (rhel), `rabbitmq` (debian)",
+                                                 doc="the message broker")
+    stickiness: int = setting(100, "resource-stickiness", ge=0, le=1000000)
+    mysql_datadir: Path = setting("/var/lib/mysql", "MySQL's data directory (on the shared disk)")
+    singletons: Optional[ListOf[Singleton]] = setting(derived="per release and OS family",
+                                                      doc="services run on exactly one node")
+    tcp_keepalive: TcpKeepalive = setting(TcpKeepalive, "kernel keepalives against half-dead "
+                                          "connections after a failover")
+
+    keepalive_time = property(lambda self: self.tcp_keepalive.time)
+    keepalive_intvl = property(lambda self: self.tcp_keepalive.intvl)
+    keepalive_probes = property(lambda self: self.tcp_keepalive.probes)
+
+
+class Fencing(Section):
+    enabled: bool = setting(True, "power a node off through its hypervisor before its "
+                            "resources move")
+    acknowledge_disabled: bool = setting(False, "required to run with fencing off")
+    agent: Literal[FENCE_AGENTS] = setting("fence_virsh", "`fence_xvm` needs fence_virtd on "
+                                           "every hypervisor (not set up by the stack)")
+    delay_base_seconds: Optional[int] = setting(derived="10 with two control nodes, else 0",
+                                                doc="one side's delay against a fence race",
+                                                ge=0, le=600)
+
+    @rule()
+    def _off_is_acknowledged(self):
+        if not self.enabled and not self.acknowledge_disabled:
+            yield "enabled", False, "without fencing the shared MySQL filesystem can be " \
+                "mounted twice and corrupted; set fencing.acknowledgeDisabled: true to run " \
+                "without it anyway"
+
+
+class Tls(Section):
+    enabled: bool = setting(False, "TLS at HAProxy for the public APIs and Horizon, MySQL and "
+                            "the broker (the seed's \"Securing Services\")")
+    require_mysql_tls: bool = setting(False, "MySQL refuses plain connections")
+
+    @rule()
+    def _mysql_tls_needs_tls(self):
+        if self.require_mysql_tls and not self.enabled:
+            yield "requireMysqlTls", True, "needs tls.enabled: true (MySQL has no certificate " \
+                "without it)"
+
+
+class Keystone(Section):
+    region: Word = setting("RegionOne", "the region of every endpoint")
+    admin_user: Word = setting("admin", "the admin the endpoint repoint acts as")
+    admin_project: Word = setting("admin", "the admin's project")
+    openrc_file: Path = setting("/root/keystonerc_admin", "sourced by the endpoint repoint when "
+                                "the keystoneAdminPassword secret is not set (packstack's)")
+
+
+def _placed(data: dict, field: str, sizing: Optional[Sizing] = None) -> Optional[list]:
+    """The nodes of `field` (control_nodes, compute_nodes) from validated `data`, with where each
+    came from; None when the plan or the network is invalid."""
+    plan, network, hypervisors = data.get(field), data.get("network"), data.get("hypervisors")
+    if plan is None or network is None:
+        return None
+    return plan.placed(network.cidr, hypervisors[0].name if hypervisors else None, sizing)
+
+
+def _node_problems(key: str, placed: list, earlier: list, network: Network,
+                   hypervisors: Optional[tuple]):
+    """Addresses in the network and free, names unique, hosts known; one line per key and kind."""
+    cidr = network.cidr
+    reserved = {cidr.network_address: "the network address", network.gateway: "the gateway",
+                cidr.broadcast_address: "the broadcast address"}
+    names, addresses = {n.name: n for n, _ in earlier}, {n.ip: n for n, _ in earlier}
+    known = [h.name for h in hypervisors] if hypervisors else None
+    reported = set()
+    for node, where in placed:
+        found = []  # (attribute, kind, remedy)
+        if node.ip not in cidr:
+            found.append(("ip", "outside", f"{node.name} at {node.ip}: must lie inside "
+                          f"network.cidr {cidr}"))
+        elif node.ip in reserved:
+            found.append(("ip", "reserved", f"{node.name} at {node.ip} would be "
+                          f"{reserved[node.ip]}; a node address may not be the gateway, network "
+                          "or broadcast address"))
+        if node.ip in addresses:
+            found.append(("ip", "taken", f"node addresses must be unique: {node.name} and "
+                          f"{addresses[node.ip].name} at {node.ip}"))
+        if node.name in names:
+            found.append(("name", "taken", f"node names must be unique: {node.name} is already "
+                          f"a {names[node.name].role} node"))
+        if known is not None and node.hypervisor not in known:
+            found.append(("hypervisor", "unknown", "name one of the hypervisors: "
+                          + ", ".join(known)))
+        for attribute, kind, remedy in found:
+            path, value = where[attribute]
+            if (path, kind) not in reported:  # a count plan: once per key and kind
+                reported.add((path, kind))
+                yield (key, *path), value, remedy
+        names[node.name], addresses[node.ip] = node, node
+
+
+class Settings(Section):
+    """Every key under `openstack-ha:`; fields are validated in this order, a rule seeing the
+    valid fields above it."""
+
+    libvirt_uri: LibvirtUri = setting(DEFAULT_URI, "the hypervisor of a single-host stack")
+    image: Image = setting(Image, "the base image")
+    release: Literal[RELEASES] = setting("antelope", "OpenStack release: decides which services "
+                                         "and singletons exist")
+    storage_pool: PoolName = setting("default", "libvirt pool for every volume, on every host")
+    network: Network = setting(Network, "the control network")
+    hypervisors: Optional[ListOf[Hypervisor]] = setting(
+        derived="one, `local`, at libvirtUri", doc="one libvirt provider each; nodes are placed "
+        "by `nodes[].hypervisor` and fenced through their own host (Pulumi.multihost.yaml)",
+        min_length=1)
+    control_size: ControlSize = setting(ControlSize, "each control node's size")
+    compute_size: ComputeSize = setting(ComputeSize, "each compute node's size")
+    control_nodes: ControlNodes = setting(ControlNodes, "the cluster", validate_default=True)
+    compute_nodes: ComputeNodes = setting(ComputeNodes, "nova-compute nodes (repointed)",
+                                          validate_default=True)
+    acknowledge_even_control_count: bool = setting(False, "allow an even number of control "
+                                                   "nodes", validate_default=True)
+    acknowledge_hypervisor_majority: bool = setting(False, "allow a majority of control nodes on "
+                                                    "one hypervisor (losing it loses quorum)",
+                                                    validate_default=True)
+    vip_name: Label = setting("openstack", "the VIP's DNS name is `<vipName>.<network.domain>`")
+    vip: Optional[IPv4] = setting(derived="`.10` of network.cidr", doc="the floating IP")
+    shared_storage: SharedStorage = setting(SharedStorage, "MySQL's disk", validate_default=True)
+    admin_user: UserName = setting("osha", "the SSH admin on every node")
+    cluster: Cluster = setting(Cluster, "Pacemaker", validate_default=True)
+    fencing: Fencing = setting(Fencing, "fencing", validate_default=True)
+    services: dict[ServiceName, bool] = setting(
+        dict, "`{name: true/false}` over catalogue.py", validate_default=True,
+        shown="on while the release ships them")
+    tls: Tls = setting(Tls, "TLS")
+    keystone: Keystone = setting(Keystone, "for the endpoint repoint")
+    tags: dict[TagKey, Text] = setting(dict, "`environment: prod` turns on the guardrails")
+    rhsm_username: Optional[Word] = setting(None, "Red Hat subscription-manager user "
+                                            "(osFamily rhel; needs rhsmPassword)")
+    admin_ssh_private_key: Optional[SshPrivateKey] = setting(None, "the admin", shown="generated")
+    hacluster_password: Optional[Password] = setting(None, "pcsd's user", shown="generated")
+    keystone_admin_password: Optional[Password] = setting(
+        None, "for the endpoint repoint; without it keystone.openrcFile is sourced")
+    mysql_root_password: Optional[Password] = setting(None, "not used yet", shown="generated")
+    broker_password: Optional[Password] = setting(None, "not used yet", shown="generated")
+    rhsm_password: Optional[Password] = setting(None, "with rhsmUsername", validate_default=True)
+    _stack: str = PrivateAttr("")
+
+    @rule("hypervisors")
+    def _hosts_fit_network(cls, hypervisors: Optional[tuple], data: dict):
+        uri, network = data.get("libvirt_uri"), data.get("network")
+        if hypervisors is None and uri is not None:
+            if not uri.startswith("qemu:"):
+                yield "libvirtUri", uri, "a remote hypervisor needs fenceAddress and hostKey: " \
+                    "describe it under hypervisors"
+                return None
+            hypervisors = (Hypervisor.model_validate({"name": "local", "uri": uri}),)
+        elif hypervisors and uri not in (None, DEFAULT_URI, *(h.uri for h in hypervisors)):
+            yield "libvirtUri", uri, "applies only without hypervisors (each names its uri)"
+        for attribute in ("name", "uri"):
+            values = [getattr(h, attribute) for h in hypervisors or ()]
+            for duplicate in sorted({v for v in values if values.count(v) > 1}):
+                yield "hypervisors", duplicate, f"hypervisor {attribute}s must be unique"
+        if network is None or hypervisors is None:
+            return hypervisors
+        if len(hypervisors) > 1 and network.mode != "bridge":
+            yield "network.mode", network.mode, "a NAT or isolated network lives on one host " \
+                "and does not join hypervisors; use mode bridge and network.bridge"
+        for index, h in enumerate(hypervisors):
+            if h.fence_address is None and network.mode == "bridge":  # the LAN's router
+                yield ("hypervisors", index, "fenceAddress"), None, "required with " \
+                    "network.mode bridge: the address its nodes reach it at"
+        return tuple(h.model_copy(update={
+            "fence_address": h.fence_address or str(network.gateway),
+            "authorized_keys_file": h.authorized_keys_file or ("/root" if h.fence_user == "root"
+                                                               else f"/home/{h.fence_user}")
+            + "/.ssh/authorized_keys"}) for h in hypervisors)
+
+    @rule("control_nodes", "compute_nodes")
+    def _nodes_fit(cls, plan: NodePlan, data: dict):
+        network, hypervisors = data.get("network"), data.get("hypervisors")
+        if network is None:
+            return plan
+        key, field = to_camel(f"{plan.role}_nodes"), f"{plan.role}_nodes"
+        placed = _placed({**data, field: plan}, field)
+        if placed is None:
+            yield (key, "firstIp"), plan.first_ip and str(plan.first_ip), "the address plan " \
+                "runs past 255.255.255.255; start lower or place fewer nodes"
+            return plan
+        earlier = (_placed(data, "control_nodes") or []) if plan.role == "compute" else []
+        yield from _node_problems(key, placed, earlier, network, hypervisors)
+        return plan
+
+    @rule("acknowledge_even_control_count")
+    def _quorum_holds(cls, acknowledged: bool, data: dict):
+        placed = _placed(data, "control_nodes")
+        count = len(placed or ())
+        if placed is not None and count < 2:
+            yield "controlNodes", count, "a cluster needs at least 2 control nodes"
+        elif placed is not None and count % 2 == 0 and not acknowledged:
+            yield "controlNodes", count, "an even control count loses quorum on an even split; " \
+                "use an odd count or set acknowledgeEvenControlCount: true"
+        return acknowledged
+
+    @rule("acknowledge_hypervisor_majority")
+    def _no_host_holds_a_majority(cls, acknowledged: bool, data: dict):
+        controls = [n for n, _ in _placed(data, "control_nodes") or ()]
+        host, most = (Counter(n.hypervisor for n in controls).most_common(1) or [(None, 0)])[0]
+        hosts = len(data.get("hypervisors") or ())
+        if hosts > 1 and most > len(controls) // 2 and not acknowledged:
+            yield "controlNodes", f"{most} of {len(controls)} on {host}", "a majority of control " \
+                "nodes on one hypervisor loses quorum with that host; spread them or set " \
+                "acknowledgeHypervisorMajority: true"
+        return acknowledged
+
+    @rule("vip")
+    def _vip_stands_alone(cls, vip: Optional[IPv4Address], data: dict):
+        network = data.get("network")
+        if network is None:
+            return vip
+        cidr = network.cidr
+        vip = vip or IPv4Address(min(int(cidr.network_address) + 10, 2 ** 32 - 1))
+        nodes = [n for f in ("control_nodes", "compute_nodes") for n, _ in _placed(data, f) or []]
+        clash = [n.name for n in nodes if n.ip == vip]
+        if any(n.name == data.get("vip_name") for n in nodes):
+            yield "vipName", data["vip_name"], "is a node's name; the VIP needs its own"
+        if vip not in cidr:
+            yield "vip", str(vip), f"must lie inside network.cidr {cidr}"
+        elif vip in (network.gateway, cidr.network_address, cidr.broadcast_address):
+            yield "vip", str(vip), "must not be the gateway, network or broadcast address"
+        elif clash:
+            yield "vip", str(vip), f"must differ from every node address (used by {clash[0]})"
+        else:
+            for index, h in enumerate(data.get("hypervisors") or ()):
+                holder = "the VIP" if h.fence_address == str(vip) else next(
+                    (n.name for n in nodes if str(n.ip) == h.fence_address), None)
+                if holder:
+                    yield ("hypervisors", index, "fenceAddress"), h.fence_address, f"is " \
+                        f"{holder}'s address; fence_virsh must reach the hypervisor itself"
+        return vip
+
+    @rule("shared_storage")
+    def _storage_reaches_controls(cls, storage: SharedStorage, data: dict):
+        hosts = sorted({n.hypervisor for n, _ in _placed(data, "control_nodes") or []} - {None})
+        if storage.kind == "volume" and len(hosts) > 1:
+            yield "sharedStorage.kind", "volume", f"control nodes run on {', '.join(hosts)}, " \
+                "and a volume in one host's pool cannot be attached across hosts; use kind " \
+                "iscsi (source: portal, iqn, lun, hostDevice) or rbd (pool, image, monitors, " \
+                "hostDevice)"
+        return storage
+
+    @rule("cluster")
+    def _cluster_fits_release(cls, cluster: Cluster, data: dict):
+        image, release = data.get("image"), data.get("release")
+        if image is None or release is None:
+            return cluster
+        units = SINGLETON_UNITS[image.os_family]
+        broker = cluster.broker or ("qpid" if image.os_family == "rhel" else "rabbitmq")
+        if broker == "qpid" and image.os_family == "debian":
+            yield "cluster.broker", broker, "Debian ships no qpidd; use rabbitmq with osFamily " \
+                "debian"
+        singletons = cluster.singletons if cluster.singletons is not None else tuple(
+            Singleton.model_construct(name=name, unit=units[name])
+            for name in default_singletons(release))
+        names = [s.name for s in singletons]
+        for i, s in enumerate(singletons):
+            if s.name in RESERVED_RESOURCE_IDS or s.name.startswith("fence-") or \
+                    names.index(s.name) < i:
+                yield ("cluster", "singletons", i, "name"), s.name, "must be unique and none of " \
+                    f"the stack's own resource ids ({', '.join(RESERVED_RESOURCE_IDS)}, fence-*)"
+            if s.unit == units.get(s.name) and s.name not in default_singletons(release):
+                yield ("cluster", "singletons", i, "unit"), s.unit, f"{release} ships no " \
+                    f"{s.name} (the last release with it is {SINGLETONS[s.name]})"
+        return cluster.model_copy(update={"broker": broker, "singletons": singletons})
+
+    @field_validator("fencing")
+    @classmethod
+    def _two_nodes_delay_one_side(cls, fencing: Fencing, info: ValidationInfo):
+        controls = _placed(info.data, "control_nodes")
+        if fencing.delay_base_seconds is not None or controls is None:
+            return fencing
+        return fencing.model_copy(update={"delay_base_seconds": 10 if len(controls) == 2 else 0})
+
+    @rule("services")
+    def _services_ship_with_release(cls, given: dict, data: dict):
+        release = data.get("release")
+        if release is None:
+            return given
+        for name, on in given.items():
+            service = by_name(name)
+            if on and not ships(release, service.added_in, service.removed_after):
+                yield ("services", name), on, f"{release} ships no {name}"
+        if given.get("keystone") is False:
+            yield "services.keystone", False, "the endpoint repoint registers every endpoint " \
+                "through keystone at the VIP: keystone stays on"
+        return {s.name: given.get(s.name, default_enabled(s, release)) for s in SERVICES}
+
+    @rule("rhsm_password")
+    def _rhsm_on_rhel_with_password(cls, password: Optional[SecretStr], data: dict):
+        image, username = data.get("image"), data.get("rhsm_username")
+        if username is not None and image is not None and image.os_family != "rhel":
+            yield "rhsmUsername", username, "subscription-manager applies to osFamily rhel only"
+        if username is not None and password is None:
+            yield "rhsmPassword", None, "required with rhsmUsername: pulumi config set --secret " \
+                "rhsmPassword ..."
+        elif username is None and "rhsm_username" in data and password is not None:
+            yield "rhsmPassword", password, "applies with rhsmUsername only"
+        return password
+
+    @cached_property
+    def controls(self) -> tuple[Node, ...]:
+        return tuple(n for n, _ in _placed(dict(self), "control_nodes", self.control_size))
+
+    @cached_property
+    def computes(self) -> tuple[Node, ...]:
+        return tuple(n for n, _ in _placed(dict(self), "compute_nodes", self.compute_size))
+
+    stack = property(lambda self: self._stack)
+    nodes = property(lambda self: self.controls + self.computes)
+    vip_fqdn = property(lambda self: f"{self.vip_name}.{self.network.domain}")
+    is_prod = property(lambda self: self.tags.get("environment") == "prod")
+    tls_enabled = property(lambda self: self.tls.enabled)
+    mysql_require_tls = property(lambda self: self.tls.require_mysql_tls)
 
     def hypervisor(self, name: str) -> Hypervisor:
         return next(h for h in self.hypervisors if h.name == name)
 
-
-# Keys this program reads; anything else under the project's namespace is a typo.
-KNOWN_KEYS = {
-    "libvirtUri", "storagePool", "image", "network", "hypervisors", "controlNodes",
-    "computeNodes", "controlSize", "computeSize", "vip", "vipName", "sharedStorage",
-    "adminUser", "adminSshPrivateKey", "haclusterPassword", "acknowledgeEvenControlCount",
-    "acknowledgeHypervisorMajority", "cluster", "fencing", "release", "services", "tls",
-    "keystone", "keystoneAdminPassword", "mysqlRootPassword", "brokerPassword",
-    "rhsmUsername", "rhsmPassword", "tags",
-}
-SECRET_KEYS = ("adminSshPrivateKey", "haclusterPassword", "keystoneAdminPassword",
-               "mysqlRootPassword", "brokerPassword", "rhsmPassword")
+    @property
+    def secrets(self) -> dict[str, Optional[pulumi.Output]]:
+        """Each secret the config sets, as a Pulumi secret; None where the stack generates it."""
+        values = {f.alias: getattr(self, name) for name, f in type(self).model_fields.items()
+                  if f.alias in SECRET_KEYS}
+        return {k: None if v is None else pulumi.Output.secret(v.get_secret_value())
+                for k, v in values.items()}
 
 
-class _Reader:
-    """Collects problems while reading the raw mapping, so all of them are reported at once."""
-
-    def __init__(self, raw: dict[str, Any]):
-        self.raw = raw
-        self.problems: list[str] = []
-
-    def fail(self, key: str, value: Any, allowed: str) -> None:
-        self.problems.append(f"{PROJECT}:{key}: {value!r} is invalid; {allowed}")
-
-    def section(self, key: str) -> dict[str, Any]:
-        value = self.raw.get(key, {})
-        if not isinstance(value, dict):
-            self.fail(key, value, "expected a mapping")
-            return {}
-        return value
-
-    def choice(self, key: str, value: Any, allowed: tuple[str, ...]) -> str:
-        if value not in allowed:
-            self.fail(key, value, f"allowed: {', '.join(allowed)}")
-            return allowed[0]
-        return value
-
-    def integer(self, key: str, value: Any, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(key, value, f"expected an integer >= {minimum}")
-            return minimum
-        return value
-
-    def boolean(self, key: str, value: Any) -> bool:
-        if not isinstance(value, bool):
-            self.fail(key, value, "expected true or false")
-            return False
-        return value
-
-    def address(self, key: str, value: Any) -> Optional[ipaddress.IPv4Address]:
-        try:
-            return ipaddress.IPv4Address(value)
-        except (ipaddress.AddressValueError, ValueError, TypeError):
-            self.fail(key, value, "expected an IPv4 address such as 10.20.0.10")
-            return None
-
-    def name(self, key: str, value: Any) -> str:
-        if not isinstance(value, str) or not NAME_PATTERN.match(value):
-            self.fail(key, value, "expected a lowercase DNS label (a-z, 0-9, '-'), 2-32 characters")
-        return str(value)
+SECRET_KEYS = tuple(f.alias for f in Settings.model_fields.values()
+                    if unwrap(f.annotation) is SecretStr)
+project_config = partial(project_keys, project=PROJECT, root=Settings,
+                         namespaces=PROVIDER_NAMESPACES, secret_keys=SECRET_KEYS)
 
 
-def _read_network(r: _Reader) -> Optional[Network]:
-    raw = r.section("network")
+def parse(raw: Any, stack: str, secrets: Optional[dict[str, Any]] = None) -> Settings:
+    """Validate `raw` (config keys without the project prefix; secret values may be among them,
+    as in Pulumi's config, or in `secrets`) into Settings."""
+    given = {k: v for k, v in (secrets or {}).items() if v is not None}
     try:
-        cidr = ipaddress.IPv4Network(raw.get("cidr", "10.20.0.0/24"), strict=True)
-    except (ValueError, TypeError):
-        r.fail("network.cidr", raw.get("cidr"), "expected an IPv4 network such as 10.20.0.0/24")
-        return None
-    if cidr.num_addresses < 8:
-        r.fail("network.cidr", str(cidr), "expected a prefix of /29 or larger")
-        return None
-    gateway = r.address("network.gateway", raw.get("gateway", str(cidr.network_address + 1)))
-    if gateway is not None and gateway not in cidr:
-        r.fail("network.gateway", str(gateway), f"must lie inside network.cidr {cidr}")
-    domain = raw.get("domain", "osha.internal")
-    if not isinstance(domain, str) or not all(NAME_PATTERN.match(p) or p.isalnum()
-                                             for p in domain.split(".")):
-        r.fail("network.domain", domain, "expected a DNS domain such as osha.internal")
-    mode = r.choice("network.mode", raw.get("mode", "nat"), NETWORK_MODES)
-    bridge = raw.get("bridge")
-    if mode == "bridge" and (not isinstance(bridge, str) or not BRIDGE_PATTERN.match(bridge)):
-        r.fail("network.bridge", bridge, "mode bridge needs the name of an existing host bridge "
-               "such as br0 (the same on every hypervisor)")
-    elif mode != "bridge" and bridge is not None:
-        r.fail("network.bridge", bridge, "applies to network.mode bridge only")
-    return Network(
-        name=r.name("network.name", raw.get("name", "osha")),
-        cidr=cidr,
-        gateway=gateway or cidr.network_address + 1,
-        mode=mode,
-        domain=str(domain),
-        bridge=str(bridge) if mode == "bridge" else None,
-    )
-
-
-def _read_sizing(r: _Reader, key: str, defaults: Sizing, min_memory: int) -> Sizing:
-    raw = r.section(key)
-    return Sizing(
-        vcpu=r.integer(f"{key}.vcpu", raw.get("vcpu", defaults.vcpu), 1),
-        memory_mib=r.integer(f"{key}.memoryMib", raw.get("memoryMib", defaults.memory_mib),
-                             min_memory),
-        disk_gib=r.integer(f"{key}.diskGib", raw.get("diskGib", defaults.disk_gib), MIN_DISK_GIB),
-    )
-
-
-def _read_nodes(r: _Reader, key: str, role: str, prefix: str, default_count: int,
-                default_first: int, sizing: Sizing, network: Network,
-                default_hypervisor: str) -> tuple[Node, ...]:
-    """A count with an address plan (firstIp, consecutive) or an explicit list of name + ip."""
-    raw = r.section(key)
-    explicit = raw.get("nodes")
-    if explicit is not None:
-        if not isinstance(explicit, list):
-            r.fail(f"{key}.nodes", explicit, "expected a list of {name, ip}")
-            return ()
-        entries = [(e.get("name"), e.get("ip"), e.get("hypervisor", default_hypervisor))
-                   if isinstance(e, dict) else (None, None, None) for e in explicit]
-    else:
-        count = r.integer(f"{key}.count", raw.get("count", default_count), 0)
-        first = r.address(f"{key}.firstIp",
-                          raw.get("firstIp", str(network.cidr.network_address + default_first)))
-        if first is None:
-            return ()
-        name_prefix = raw.get("namePrefix", prefix)
-        entries = [(f"{name_prefix}{i + 1}", str(first + i), default_hypervisor)
-                   for i in range(count)]
-    nodes = []
-    for index, (name, ip, hypervisor) in enumerate(entries):
-        where = f"{key}.nodes[{index}]" if explicit is not None else f"{key}"
-        address = r.address(f"{where}.ip", ip)
-        if address is None:
-            continue
-        if address not in network.cidr:
-            r.fail(f"{where}.ip", str(address), f"must lie inside network.cidr {network.cidr}")
-        nodes.append(Node(name=r.name(f"{where}.name", name), role=role, ip=address,
-                          sizing=sizing, hypervisor=str(hypervisor)))
-    return tuple(nodes)
-
-
-def _read_hypervisors(r: _Reader, network: Network, libvirt_uri: str) -> tuple[Hypervisor, ...]:
-    raw = r.raw.get("hypervisors")
-    if raw is None:
-        raw = [{"name": "local", "uri": libvirt_uri}]
-    if not isinstance(raw, list) or not raw:
-        r.fail("hypervisors", raw, "expected a non-empty list of {name, uri, fenceAddress}")
-        return ()
-    hypervisors = []
-    for index, entry in enumerate(raw):
-        key = f"hypervisors[{index}]"
-        if not isinstance(entry, dict):
-            r.fail(key, entry, "expected a mapping {name, uri, fenceAddress}")
-            continue
-        uri = entry.get("uri", libvirt_uri)
-        if not isinstance(uri, str) or not re.match(r"^qemu(\+ssh|\+tcp|\+tls)?://", uri):
-            r.fail(f"{key}.uri", uri, "expected a libvirt URI such as qemu:///system or "
-                   "qemu+ssh://root@host/system")
-        remote = isinstance(uri, str) and "+" in uri.split("://")[0]
-        if remote and "fenceAddress" not in entry:
-            r.fail(f"{key}.fenceAddress", None,
-                   "required for a remote hypervisor: the address its nodes reach it at")
-        elif network.mode == "bridge" and "fenceAddress" not in entry:
-            # On a bridged network the gateway is the LAN's router, not this hypervisor.
-            r.fail(f"{key}.fenceAddress", None,
-                   "required with network.mode bridge: the address its nodes reach it at")
-        user = entry.get("fenceUser", "root")
-        hypervisors.append(Hypervisor(
-            name=r.name(f"{key}.name", entry.get("name")),
-            uri=str(uri),
-            fence_address=str(entry.get("fenceAddress", network.gateway)),
-            fence_user=str(user),
-            authorized_keys_file=str(entry.get(
-                "authorizedKeysFile",
-                "/root/.ssh/authorized_keys" if user == "root"
-                else f"/home/{user}/.ssh/authorized_keys")),
-            host_key=entry.get("hostKey"),
-        ))
-    for attribute in ("name", "uri"):
-        values = [getattr(h, attribute) for h in hypervisors]
-        for duplicate in sorted({v for v in values if values.count(v) > 1}):
-            r.fail("hypervisors", duplicate, f"hypervisor {attribute}s must be unique")
-    if len(hypervisors) > 1 and network.mode != "bridge":
-        r.fail("network.mode", network.mode,
-               "a libvirt NAT or isolated network exists on one host only and does not join "
-               "hypervisors; with more than one hypervisor use mode bridge and name the host "
-               "bridge (network.bridge) every hypervisor has on the shared LAN")
-    return tuple(hypervisors)
-
-
-def _check_plan(r: _Reader, network: Network, controls: tuple[Node, ...],
-                computes: tuple[Node, ...], vip: Optional[ipaddress.IPv4Address],
-                hypervisors: tuple[Hypervisor, ...]) -> None:
-    nodes = controls + computes
-    names = [n.name for n in nodes]
-    for duplicate in sorted({n for n in names if names.count(n) > 1}):
-        r.fail("controlNodes/computeNodes", duplicate, "node names must be unique")
-    ips = [n.ip for n in nodes]
-    for duplicate in sorted({ip for ip in ips if ips.count(ip) > 1}):
-        r.fail("controlNodes/computeNodes", str(duplicate), "node addresses must be unique")
-    reserved = {network.cidr.network_address, network.cidr.broadcast_address}
-    for node in nodes:
-        if node.ip == network.gateway or node.ip in reserved:
-            r.fail(f"{node.role}Nodes", f"{node.name}={node.ip}",
-                   "a node address may not be the gateway, network or broadcast address")
-    known = {h.name for h in hypervisors}
-    for node in nodes:
-        if node.hypervisor not in known:
-            r.fail(f"{node.role}Nodes", f"{node.name}: hypervisor={node.hypervisor}",
-                   f"name one of the hypervisors: {', '.join(sorted(known))}")
-    if vip is None:
-        return
-    if vip not in network.cidr:
-        r.fail("vip", str(vip), f"must lie inside network.cidr {network.cidr}")
-    elif vip == network.gateway or vip in reserved:
-        r.fail("vip", str(vip), "must not be the gateway, network or broadcast address")
-    clash = [n.name for n in nodes if n.ip == vip]
-    if clash:
-        r.fail("vip", str(vip), f"must differ from every node address (used by {clash[0]})")
-
-
-def _check_quorum(r: _Reader, controls: tuple[Node, ...], hypervisors: tuple[Hypervisor, ...]):
-    if len(controls) < 2:
-        r.fail("controlNodes", len(controls), "a cluster needs at least 2 control nodes")
-    elif len(controls) % 2 == 0 and not r.raw.get("acknowledgeEvenControlCount", False):
-        r.fail("controlNodes", len(controls),
-               "an even control count loses quorum on an even split; use an odd count or set "
-               "acknowledgeEvenControlCount: true")
-    per_host = {h.name: sum(1 for n in controls if n.hypervisor == h.name) for h in hypervisors}
-    crowded = [h for h, count in per_host.items() if count > len(controls) // 2]
-    if len(hypervisors) > 1 and crowded and not r.raw.get("acknowledgeHypervisorMajority", False):
-        r.fail("controlNodes", f"{per_host[crowded[0]]} of {len(controls)} on {crowded[0]}",
-               "a majority of control nodes on one hypervisor loses quorum with that host; "
-               "spread them or set acknowledgeHypervisorMajority: true")
-
-
-def _read_shared_storage(r: _Reader, controls: tuple[Node, ...]) -> SharedStorage:
-    raw = r.section("sharedStorage")
-    kind = r.choice("sharedStorage.kind", raw.get("kind", "volume"), SHARED_STORAGE_KINDS)
-    size = r.integer("sharedStorage.sizeGib", raw.get("sizeGib", 4), MIN_SHARED_DISK_GIB)
-    source = raw.get("source", {})
-    control_hosts = sorted({n.hypervisor for n in controls})
-    if kind == "volume" and len(control_hosts) > 1:
-        r.fail("sharedStorage.kind", kind,
-               f"control nodes run on {', '.join(control_hosts)}, and a volume in one "
-               "hypervisor's local pool cannot be attached across hosts; name a shared block "
-               "device every host reaches: kind iscsi (source: portal, iqn, lun, hostDevice) or "
-               "rbd (source: pool, image, monitors, hostDevice)")
-    # hostDevice: the path every hypervisor sees the LUN or mapped image at.
-    required = {"iscsi": ("portal", "iqn", "lun", "hostDevice"),
-                "rbd": ("pool", "image", "monitors", "hostDevice")}
-    for needed in required.get(kind, ()):
-        if not isinstance(source, dict) or needed not in source:
-            r.fail(f"sharedStorage.source.{needed}", None, f"required for kind {kind}")
-    host_device = source.get("hostDevice") if isinstance(source, dict) else None
-    if host_device is not None and not str(host_device).startswith("/dev/"):
-        r.fail("sharedStorage.source.hostDevice", host_device,
-               "expected the block device path every hypervisor sees, e.g. "
-               "/dev/disk/by-path/ip-192.0.2.5:3260-iscsi-iqn.2026-01.lab:osha-lun-0")
-    return SharedStorage(
-        kind=kind, size_gib=size, source=source if isinstance(source, dict) else {},
-        device=str(raw.get("device", "/dev/disk/by-id/virtio-osha-shared")),
-        filesystem=r.choice("sharedStorage.filesystem", raw.get("filesystem", "xfs"),
-                            ("xfs", "ext4")),
-    )
-
-
-def _read_image(r: _Reader) -> Image:
-    raw = r.section("image")
-    source = raw.get("source", DEFAULT_IMAGE)
-    is_url = isinstance(source, str) and bool(re.match(r"^https?://", source))
-    if not isinstance(source, str) or not source:
-        r.fail("image.source", source, "expected a local path or an http(s) URL of a qcow2 image")
-    elif not is_url and not os.path.isfile(source):
-        r.fail("image.source", source, "the image file does not exist on this machine; give an "
-               "existing path or an http(s) URL")
-    return Image(source=str(source), is_url=is_url,
-                 os_family=r.choice("image.osFamily", raw.get("osFamily", "rhel"), OS_FAMILIES))
-
-
-def _read_singletons(r: _Reader, os_family: str, release: str) -> tuple[Singleton, ...]:
-    raw = r.section("cluster").get("singletons")
-    if raw is None:
-        defaults = SINGLETON_UNITS[os_family]
-        wanted = ["neutron-l2-agent"]
-        if RELEASES.index(release) <= RELEASES.index(LAST_RELEASE_WITH_CONSOLEAUTH):
-            wanted.insert(0, "nova-consoleauth")
-        return tuple(Singleton(name=n, unit=defaults[n]) for n in wanted)
-    if not isinstance(raw, list):
-        r.fail("cluster.singletons", raw, "expected a list of {name, unit}")
-        return ()
-    singletons = []
-    for index, entry in enumerate(raw):
-        if not isinstance(entry, dict) or not isinstance(entry.get("unit"), str):
-            r.fail(f"cluster.singletons[{index}]", entry, "expected {name, unit}")
-            continue
-        singletons.append(Singleton(name=r.name(f"cluster.singletons[{index}].name",
-                                                entry.get("name")), unit=entry["unit"]))
-    return tuple(singletons)
-
-
-def _read_cluster(r: _Reader, os_family: str, release: str, controls) -> Cluster:
-    raw = r.section("cluster")
-    broker = r.choice("cluster.broker", raw.get("broker", "qpid" if os_family == "rhel"
-                                                else "rabbitmq"), BROKERS)
-    if broker == "qpid" and os_family == "debian":
-        r.fail("cluster.broker", broker, "Debian ships no qpidd; use rabbitmq with osFamily debian")
-    keepalive = raw.get("tcpKeepalive", {})
-    return Cluster(
-        name=r.name("cluster.name", raw.get("name", "osha")),
-        haproxy_layout=r.choice("cluster.haproxyLayout", raw.get("haproxyLayout", "clone"),
-                                HAPROXY_LAYOUTS),
-        broker=broker,
-        stickiness=r.integer("cluster.stickiness", raw.get("stickiness", 100), 0),
-        mysql_datadir=str(raw.get("mysqlDatadir", "/var/lib/mysql")),
-        singletons=_read_singletons(r, os_family, release),
-        keepalive_time=r.integer("cluster.tcpKeepalive.time", keepalive.get("time", 60), 1),
-        keepalive_intvl=r.integer("cluster.tcpKeepalive.intvl", keepalive.get("intvl", 10), 1),
-        keepalive_probes=r.integer("cluster.tcpKeepalive.probes", keepalive.get("probes", 6), 1),
-    )
-
-
-def _read_fencing(r: _Reader, controls) -> Fencing:
-    raw = r.section("fencing")
-    enabled = r.boolean("fencing.enabled", raw.get("enabled", True))
-    if not enabled and not raw.get("acknowledgeDisabled", False):
-        r.fail("fencing.enabled", False,
-               "without fencing the shared MySQL filesystem can be mounted twice and corrupted; "
-               "set fencing.acknowledgeDisabled: true to run without it anyway")
-    delay = raw.get("delayBaseSeconds", 10 if len(controls) == 2 else 0)
-    return Fencing(enabled=enabled,
-                   agent=r.choice("fencing.agent", raw.get("agent", "fence_virsh"), FENCE_AGENTS),
-                   delay_base_seconds=r.integer("fencing.delayBaseSeconds", delay, 0))
-
-
-def _read_services(r: _Reader, release: str) -> dict[str, bool]:
-    raw = r.section("services")
-    enabled = {s.name: default_enabled(s, release, RELEASES) for s in SERVICES}
-    for name, value in raw.items():
-        if name not in enabled:
-            r.fail(f"services.{name}", value, f"unknown service; known: {', '.join(enabled)}")
-        else:
-            enabled[name] = r.boolean(f"services.{name}", value)
-    return enabled
-
-
-def _read_rhsm(r: _Reader, image: Image, secrets: dict[str, Any]) -> Optional[str]:
-    username = r.raw.get("rhsmUsername")
-    if username is None:
-        return None
-    if image.os_family != "rhel":
-        r.fail("rhsmUsername", username, "subscription-manager applies to osFamily rhel only")
-    if secrets.get("rhsmPassword") is None:
-        r.fail("rhsmPassword", None, "required with rhsmUsername: pulumi config set --secret "
-               "rhsmPassword ...")
-    return str(username)
-
-
-def parse(raw: dict[str, Any], stack: str, secrets: Optional[dict[str, Any]] = None) -> Settings:
-    """Validate `raw` (config keys without the project prefix) into Settings."""
-    r = _Reader(raw)
-    for key in sorted(set(raw) - KNOWN_KEYS):
-        r.fail(key, raw[key], f"unknown key; known keys: {', '.join(sorted(KNOWN_KEYS))}")
-    libvirt_uri = str(raw.get("libvirtUri", "qemu:///system"))
-    image = _read_image(r)
-    network = _read_network(r)
-    if network is None:
-        raise SettingsError(r.problems)
-    hypervisors = _read_hypervisors(r, network, libvirt_uri)
-    default_hypervisor = hypervisors[0].name if hypervisors else "local"
-    control_size = _read_sizing(r, "controlSize", Sizing(2, 4096, 20), MIN_CONTROL_MEMORY_MIB)
-    compute_size = _read_sizing(r, "computeSize", Sizing(2, 2048, 20), MIN_COMPUTE_MEMORY_MIB)
-    controls = _read_nodes(r, "controlNodes", "control", "ctl", 3, 11, control_size, network,
-                           default_hypervisor)
-    computes = _read_nodes(r, "computeNodes", "compute", "cmp", 0, 21, compute_size, network,
-                           default_hypervisor)
-    vip = r.address("vip", raw.get("vip", str(network.cidr.network_address + 10)))
-    _check_plan(r, network, controls, computes, vip, hypervisors)
-    _check_quorum(r, controls, hypervisors)
-    release = r.choice("release", raw.get("release", "antelope"), RELEASES)
-    tls = r.section("tls")
-    keystone = r.section("keystone")
-    tags = r.section("tags")
-    settings = Settings(
-        stack=stack,
-        libvirt_uri=libvirt_uri,
-        storage_pool=str(raw.get("storagePool", "default")),
-        image=image,
-        network=network,
-        hypervisors=hypervisors,
-        controls=controls,
-        computes=computes,
-        vip=vip or network.cidr.network_address,
-        vip_name=r.name("vipName", raw.get("vipName", "openstack")),
-        shared_storage=_read_shared_storage(r, controls),
-        admin_user=r.name("adminUser", raw.get("adminUser", "osha")),
-        cluster=_read_cluster(r, image.os_family, release, controls),
-        fencing=_read_fencing(r, controls),
-        release=release,
-        services=_read_services(r, release),
-        tls_enabled=r.boolean("tls.enabled", tls.get("enabled", False)),
-        mysql_require_tls=r.boolean("tls.requireMysqlTls", tls.get("requireMysqlTls", False)),
-        keystone=Keystone(region=str(keystone.get("region", "RegionOne")),
-                          admin_user=str(keystone.get("adminUser", "admin")),
-                          admin_project=str(keystone.get("adminProject", "admin")),
-                          openrc_file=str(keystone.get("openrcFile", "/root/keystonerc_admin"))),
-        tags={str(k): str(v) for k, v in tags.items()},
-        rhsm_username=_read_rhsm(r, image, secrets or {}),
-        secrets=dict(secrets or {}),
-    )
-    if r.problems:
-        raise SettingsError(r.problems)
+        settings = Settings.model_validate({**raw, **given} if isinstance(raw, dict) else raw)
+    except ValidationError as error:
+        raise SettingsError(describe(error, Settings, PROJECT, SECRET_KEYS)) from None
+    settings._stack = stack
     return settings
 
 
-def _decode(value: Any) -> Any:
-    """Pulumi hands structured config over as JSON text."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def raw_config() -> dict[str, Any]:
-    """Every `openstack-ha:*` key the engine set, without the prefix (secrets excluded)."""
+def from_pulumi(stack: str) -> Settings:
+    """The running program's settings, from every key the engine set (secrets validated like the
+    rest, then kept as Pulumi secrets)."""
     from pulumi.runtime import config as runtime_config
 
-    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    prefix = f"{PROJECT}:"
-    return {k[len(prefix):]: _decode(v) for k, v in merged.items()
-            if k.startswith(prefix) and k[len(prefix):] not in SECRET_KEYS}
-
-
-def from_pulumi(get_secret: Callable[[str], Any], stack: str) -> Settings:
-    """Read the running program's config; secrets stay Pulumi secrets."""
-    return parse(raw_config(), stack, {key: get_secret(key) for key in SECRET_KEYS})
+    raw, problems = project_config({**runtime_config.get_config_env(),
+                                    **runtime_config.CONFIG.get()})
+    try:
+        settings = parse({k: decode(Settings, k, v) for k, v in raw.items()}, stack)
+    except SettingsError as error:
+        problems += error.problems
+    if problems:
+        raise SettingsError(problems)
+    return settings

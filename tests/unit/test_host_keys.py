@@ -7,6 +7,7 @@ import shlex
 import pytest
 import yaml
 
+import settings
 from components.fencing import pinned_host_key
 from tests.conftest import stack_config
 from tools import render
@@ -129,8 +130,12 @@ def test_a_remote_hypervisor_without_hostkey_is_refused():
     config = stack_config("multihost")
     for hypervisor in config["hypervisors"]:
         hypervisor.pop("hostKey")
-    with pytest.raises(Exception, match=r"hypervisors\[kvm1\]\.hostKey is required"):
+    with pytest.raises(settings.SettingsError) as caught:
         render.run_program(config, "multihost")
+    assert caught.value.problems == [
+        f"openstack-ha:hypervisors[{i}].hostKey: None is invalid; required for a remote "
+        "hypervisor: its SSH host public key (/etc/ssh/ssh_host_ed25519_key.pub there, not a "
+        "scan over the network)" for i in range(3)]
 
 
 @pytest.mark.parametrize("text", [

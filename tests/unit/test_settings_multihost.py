@@ -54,7 +54,8 @@ def test_a_node_on_an_unknown_hypervisor_is_rejected():
     nodes = copy.deepcopy(KVM1_MAJORITY)
     nodes["nodes"][1]["hypervisor"] = "kvm9"
     message = only_problem(multihost(controlNodes=nodes))
-    assert "ctl2: hypervisor=kvm9" in message and "kvm1, kvm2, kvm3" in message
+    assert message.startswith("openstack-ha:controlNodes.nodes[1].hypervisor: 'kvm9'")
+    assert "kvm1, kvm2, kvm3" in message
 
 
 def test_a_pool_volume_across_hosts_is_rejected_with_the_remedy():
