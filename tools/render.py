@@ -8,12 +8,15 @@ the private keys the mock generated under DIR/secrets/, and DIR/manifest.json: e
 its type, parent, dependencies, the host it runs on, its files and its remaining inputs (secret
 values masked). No Pulumi CLI or provider plugin is needed.
 
-Secrets: a config secret or generated password is an obvious placeholder unless the environment
-gives OSHA_RENDER_<NAME> (NAME upper-cased with '-' as '_', e.g. OSHA_RENDER_HACLUSTER_PASSWORD).
-Keys are real and derived from the stack and resource name, so re-renders are stable. A file that
-is a secret as a whole (a node's user-data: it holds the node's SSH host key) is written under
-DIR/secrets/ (the manifest points there) and, for review, in its usual place with each secret
-value shown as `[secret]`.
+Secrets: a secure value in the stack file, a secret the file lacks but `--secret KEY` names (as
+if the file set it), and a generated password are each an obvious placeholder unless the
+environment gives OSHA_RENDER_<NAME> (NAME in upper case with words joined by '_', e.g.
+OSHA_RENDER_HACLUSTER_PASSWORD for haclusterPassword and the generated hacluster-password,
+OSHA_RENDER_RHSM_PASSWORD). They are validated like any config value; a placeholder for
+adminSshPrivateKey is a real key. Keys are real and derived from the stack and resource name, so
+re-renders are stable. A file that is a secret as a whole (a node's user-data: it holds the node's
+SSH host key) is written under DIR/secrets/ (the manifest points there) and, for review, in its
+usual place with each secret value shown as `[secret]`.
 
 Every SSH host in the manifest carries the host key its connection pins (`host_key`). A local
 Command's stdout is a stand-in: the program's only local step (`<hypervisor>-fence-authorize`)
@@ -49,6 +52,7 @@ from pulumi.runtime import mocks as pulumi_mocks  # noqa: E402
 from pulumi.runtime import rpc  # noqa: E402
 from pulumi.runtime.sync_await import _sync_await  # noqa: E402
 
+import schema  # noqa: E402
 import settings as stack_settings  # noqa: E402
 from components.templating import yaml_document  # noqa: E402
 
@@ -56,6 +60,8 @@ PROJECT = stack_settings.PROJECT
 # The fixed instant mock certificates start from, so renders do not drift with the clock.
 EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 COMMAND_FILES = ("create", "update", "delete")
+# The top-level keys of a Pulumi stack file.
+STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
 # Resource type tokens as the engine reports them (the tests use these too).
 DOMAIN = "libvirt:index/domain:Domain"
 VOLUME = "libvirt:index/volume:Volume"
@@ -70,8 +76,18 @@ CLOUD_INIT_FILES = {"userData": "user-data", "metaData": "meta-data",
 
 
 def secret_placeholder(name: str) -> str:
-    env = "OSHA_RENDER_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+    """A secret's render value: OSHA_RENDER_<NAME> from the environment, or a placeholder."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    env = "OSHA_RENDER_" + re.sub(r"[^A-Z0-9]", "_", words.upper())
     return os.environ.get(env, f"placeholder-{name}")
+
+
+def config_secret(stack: str, key: str) -> str:
+    """A config secret's render value; the admin key's placeholder is a key derived from the stack."""
+    value = secret_placeholder(key)
+    if key == "adminSshPrivateKey" and value == f"placeholder-{key}":
+        return _key_outputs(_private_key(stack, key, "ED25519", ""))["privateKeyOpenssh"]
+    return value
 
 
 def _seed(*parts: str) -> bytes:
@@ -274,18 +290,61 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def stack_config(stack: str, config_file: Optional[Path] = None) -> dict[str, Any]:
-    """Pulumi.<stack>.yaml's config for this project, without the prefix; secure values filled."""
-    path = config_file or ROOT / f"Pulumi.{stack}.yaml"
-    document = yaml.safe_load(path.read_text()) or {}
-    raw = {}
-    for key, value in (document.get("config") or {}).items():
-        if not key.startswith(f"{PROJECT}:"):
-            continue
-        short = key[len(PROJECT) + 1:]
-        raw[short] = secret_placeholder(short) if isinstance(value, dict) and "secure" in value \
-            else value
-    return raw
+class _StackFileLoader(yaml.SafeLoader):
+    """YAML as Pulumi reads a stack file: a key given twice is an error, not the last one wins."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = []
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice",
+                                                        key_node.start_mark)
+            seen.append(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """A stack file's `config` (every namespace), or SettingsError, one line per problem."""
+    def fail(key: str, value: Any, remedy: str) -> stack_settings.SettingsError:
+        return stack_settings.SettingsError(
+            [f"{PROJECT}:{path.name}{key}: {value!r} is invalid; {remedy}"])
+
+    try:
+        document = yaml.load(path.read_text(), Loader=_StackFileLoader)
+    except OSError as error:
+        raise fail("", str(path), f"cannot read it: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        text = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise fail("", where + text, "not valid YAML") from None
+    document = {} if document is None else document
+    if not isinstance(document, dict):
+        raise fail("", document, "expected a mapping with a `config:` key")
+    for key in document:
+        if key not in STACK_FILE_KEYS:
+            raise fail(f".{key}", document[key], "not a key of a Pulumi stack file" + (
+                schema.did_you_mean(key, list(STACK_FILE_KEYS)) or
+                f"; known keys: {', '.join(STACK_FILE_KEYS)}"))
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise fail(".config", config, "expected a mapping of namespace:key to values")
+    return config
+
+
+def stack_config(stack: str, config_file: Optional[Path] = None,
+                 secrets: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Pulumi.<stack>.yaml's config for this project, without the prefix; secure values and the
+    `secrets` the file lacks filled in (config_secret)."""
+    raw, problems = stack_settings.project_config(
+        read_stack_file(config_file or ROOT / f"Pulumi.{stack}.yaml"))
+    if problems:
+        raise stack_settings.SettingsError(problems)
+    for key in secrets:
+        raw.setdefault(key, {"secure": "given with --secret"})
+    return {k: config_secret(stack, k) if isinstance(v, dict) and "secure" in v else v
+            for k, v in raw.items()}
 
 
 @dataclass
@@ -371,8 +430,7 @@ def run_mocked(raw_config: dict[str, Any], stack: str,
 
 def run_program(raw_config: dict[str, Any], stack: str) -> Graph:
     """The program's resource graph for `raw_config`; a bad config raises SettingsError."""
-    parsed = stack_settings.parse(
-        {k: v for k, v in raw_config.items() if k not in stack_settings.SECRET_KEYS}, stack)
+    parsed = stack_settings.parse(raw_config, stack)
     monitor = run_mocked(raw_config, stack)
     given = {f"secrets/{k}": str(raw_config[k])
              for k in stack_settings.SECRET_KEYS if k in raw_config}
@@ -524,7 +582,8 @@ def write(graph: Graph, out: Path) -> dict:
                    "memory_mib": n.sizing.memory_mib, "disk_gib": n.sizing.disk_gib,
                    "hypervisor": n.hypervisor, "shared_disk": n.role == "control"}
                   for n in s.nodes],
-        "ssh": {"user": s.admin_user, "private_key_file": "secrets/admin-ssh-key.key"},
+        "ssh": {"user": s.admin_user, "private_key_file": "secrets/adminSshPrivateKey"
+                if "secrets/adminSshPrivateKey" in graph.secrets else "secrets/admin-ssh-key.key"},
         "outputs": _mask(graph.outputs, secrets),
         "resources": resources,
     }
@@ -538,9 +597,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--config-file", type=Path,
                         help="a stack file other than Pulumi.<stack>.yaml")
+    parser.add_argument("--secret", action="append", default=[],
+                        choices=stack_settings.SECRET_KEYS, metavar="KEY",
+                        help="render as if the stack file set this secret (repeatable); its value "
+                             "is OSHA_RENDER_<KEY> or a placeholder")
     args = parser.parse_args(argv)
     try:
-        graph = run_program(stack_config(args.stack, args.config_file), args.stack)
+        graph = run_program(stack_config(args.stack, args.config_file, tuple(args.secret)),
+                            args.stack)
     except stack_settings.SettingsError as error:
         print(error, file=sys.stderr)
         return 2
