@@ -184,10 +184,10 @@ class NodePlan(Section):
                     for i, e in enumerate(self.nodes)]
         start = int(self.first_ip) if self.first_ip else \
             int(cidr.network_address) + self.first_offset
-        if start + max(self.count, 1) > 2 ** 32:
+        if self.count and start + self.count > 2 ** 32:
             return None
         where = {"name": (("namePrefix",), self.name_prefix),
-                 "ip": (("firstIp",), str(IPv4Address(start)))}
+                 "ip": (("firstIp",), str(IPv4Address(min(start, 2 ** 32 - 1))))}  # count 0
         return [(Node(f"{self.name_prefix}{i + 1}", self.role, IPv4Address(start + i), sizing,
                       hypervisor), where) for i in range(self.count)]
 
@@ -397,12 +397,16 @@ class Settings(Section):
     tags: dict[TagKey, Text] = setting(dict, "`environment: prod` turns on the guardrails")
     rhsm_username: Optional[Word] = setting(None, "Red Hat subscription-manager user "
                                             "(osFamily rhel; needs rhsmPassword)")
-    admin_ssh_private_key: Optional[SshPrivateKey] = setting(None, "the admin", shown="generated")
-    hacluster_password: Optional[Password] = setting(None, "pcsd's user", shown="generated")
+    admin_ssh_private_key: Optional[SshPrivateKey] = setting(None, "adminUser's SSH key",
+                                                             shown="generated")
+    hacluster_password: Optional[Password] = setting(None, "pcsd's hacluster user",
+                                                     shown="generated")
     keystone_admin_password: Optional[Password] = setting(
         None, "for the endpoint repoint; without it keystone.openrcFile is sourced")
-    mysql_root_password: Optional[Password] = setting(None, "not used yet", shown="generated")
-    broker_password: Optional[Password] = setting(None, "not used yet", shown="generated")
+    mysql_root_password: Optional[Password] = setting(None, "for the OpenStack install (not "
+                                                      "used yet)", shown="generated")
+    broker_password: Optional[Password] = setting(None, "for the OpenStack install (not used "
+                                                  "yet)", shown="generated")
     rhsm_password: Optional[Password] = setting(None, "with rhsmUsername", validate_default=True)
     _stack: str = PrivateAttr("")
 

@@ -1,0 +1,307 @@
+"""A careless or hostile user's mistakes, one row per class: each is refused in ONE line that names
+the full key path and says what to do, never with a traceback and never showing a secret.
+
+The settings rows go through `settings.parse`; the stack-file rows through render's reader (YAML
+as the Pulumi CLI reads it); the JSON rows through `settings.from_pulumi`, the way the engine
+hands config over (every top-level value as text, structured ones as JSON).
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import pulumi
+import pytest
+from pulumi.errors import RunError
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks as pulumi_mocks
+
+import settings
+from tests.conftest import stack_config
+from tools import render
+
+SECRET = "s3cret-Value-Never-Shown"
+
+
+def multihost(edit):
+    """Pulumi.multihost.yaml's config with `edit(raw)` applied."""
+    raw = stack_config("multihost")
+    edit(raw)
+    return raw
+
+
+def dev(**overrides):
+    return stack_config("dev", **overrides)
+
+
+def nodes(*entries):
+    return {"nodes": [{"name": f"ctl{i + 1}", "ip": f"10.20.0.{11 + i}", **entry}
+                      for i, entry in enumerate(entries)]}
+
+
+def hypervisor(**entry):
+    return [{"name": "local", "uri": "qemu:///system", **entry}]
+
+
+MISTAKES = {
+    # Unknown keys are typos at every level, with the near miss named.
+    "tls-typo": (dev(tls={"enable": True}), "tls.enable", "did you mean `enabled`?"),
+    "network-typo": (dev(network={"cidr": "10.20.0.0/24", "mdoe": "nat"}), "network.mdoe",
+                     "did you mean `mode`?"),
+    "cluster-typo": (dev(cluster={"nmae": "osha"}), "cluster.nmae", "did you mean `name`?"),
+    "size-typo": (dev(controlSize={"memory": 4096}), "controlSize.memory", "unknown key"),
+    "node-typo": (dev(controlNodes=nodes({"hypervisr": "local"}, {}, {})),
+                  "controlNodes.nodes[0].hypervisr", "did you mean `hypervisor`?"),
+    "hypervisor-typo": (dev(hypervisors=hypervisor(fenceAdress="10.20.0.1")),
+                        "hypervisors[0].fenceAdress", "did you mean `fenceAddress`?"),
+    "source-typo": (multihost(lambda r: r["sharedStorage"]["source"].update(
+        portl=r["sharedStorage"]["source"].pop("portal"))), "sharedStorage.source.portl",
+        "did you mean `portal`?"),
+    "top-level-typo": (dev(controlNode={"count": 3}), "controlNode",
+                       "did you mean `controlNodes`?"),
+    # Strings are not booleans or integers.
+    "no-is-not-false": (dev(controlNodes={"count": 4}, acknowledgeEvenControlCount="no"),
+                        "acknowledgeEvenControlCount", "expected true or false"),
+    "false-string": (dev(fencing={"enabled": False, "acknowledgeDisabled": "false"}),
+                     "fencing.acknowledgeDisabled", "expected true or false"),
+    "service-switch-string": (dev(services={"horizon": "true"}), "services.horizon",
+                              "expected true or false"),
+    "count-string": (dev(controlNodes={"count": "3"}), "controlNodes.count",
+                     "expected an integer"),
+    # URIs are parsed, not prefix-checked.
+    "ssh-uri-without-host": (dev(hypervisors=hypervisor(uri="qemu+ssh:///system")),
+                             "hypervisors[0].uri", "qemu+ssh://[user@]host[:port]/system"),
+    "uri-trailing-garbage": (dev(hypervisors=hypervisor(uri="qemu:///system; rm -rf /")),
+                             "hypervisors[0].uri", "expected qemu:///system"),
+    "uri-port-zero": (multihost(lambda r: r["hypervisors"][0].update(
+        uri="qemu+ssh://root@kvm1.lan:0/system")), "hypervisors[0].uri", "host[:port]"),
+    "uri-port-out-of-range": (multihost(lambda r: r["hypervisors"][0].update(
+        uri="qemu+ssh://root@kvm1.lan:65536/system")), "hypervisors[0].uri", "host[:port]"),
+    "uri-port-not-numeric": (multihost(lambda r: r["hypervisors"][0].update(
+        uri="qemu+ssh://root@kvm1.lan:ssh/system")), "hypervisors[0].uri", "host[:port]"),
+    "local-scheme-with-host": (dev(libvirtUri="qemu://kvm1/system"), "libvirtUri",
+                               "expected qemu:///system"),
+    "remote-libvirt-uri-alone": (dev(libvirtUri="qemu+ssh://root@kvm1.lan/system"),
+                                 "libvirtUri", "describe it under hypervisors"),
+    "remote-host-without-host-key": (multihost(lambda r: r["hypervisors"][1].pop("hostKey")),
+                                     "hypervisors[1].hostKey", "required for a remote"),
+    "host-key-not-a-key": (dev(hypervisors=hypervisor(hostKey="ssh-ed25519 AAAA root@kvm")),
+                           "hypervisors[0].hostKey", "OpenSSH public key"),
+    "host-key-two-lines": (multihost(lambda r: r["hypervisors"][0].update(
+        hostKey=r["hypervisors"][0]["hostKey"] + "\nssh-rsa AAAA")), "hypervisors[0].hostKey",
+        "one OpenSSH public key line"),
+    # Values that reach nodes are what they claim to be.
+    "iscsi-portal": (multihost(lambda r: r["sharedStorage"]["source"].update(
+        portal="192.168.50.5:3260; reboot")), "sharedStorage.source.portal", "host:port"),
+    "iscsi-name": (multihost(lambda r: r["sharedStorage"]["source"].update(iqn="my disk")),
+                   "sharedStorage.source.iqn", "iSCSI name"),
+    "image-source-scheme": (dev(image={"source": "ftp://mirror/image.qcow2"}), "image.source",
+                            "http(s) URL"),
+    "image-source-relative": (dev(image={"source": "images/base.qcow2"}), "image.source",
+                              "absolute path"),
+    "non-ascii-domain": (dev(network={"domain": "osha.intérieur"}), "network.domain",
+                         "ASCII labels"),
+    "newline-in-a-name": (dev(controlNodes=nodes({"name": "ctl1\n"}, {}, {})),
+                          "controlNodes.nodes[0].name", "DNS label"),
+    "whitespace-in-a-path": (dev(cluster={"mysqlDatadir": "/var/lib/my sql"}),
+                             "cluster.mysqlDatadir", "absolute path"),
+    "unit-name": (dev(cluster={"singletons": [{"name": "agent", "unit": "agent; reboot"}]}),
+                  "cluster.singletons[0].unit", "systemd unit name"),
+    "control-character-in-a-tag": (dev(tags={"environment": "prod\x1b[2J"}), "tags.environment",
+                                   "without control characters"),
+    # Cross-field rules.
+    "fence-address-is-the-vip": (dev(hypervisors=hypervisor(fenceAddress="10.20.0.10")),
+                                 "hypervisors[0].fenceAddress", "the VIP's address"),
+    "fence-address-is-a-node": (dev(hypervisors=hypervisor(fenceAddress="10.20.0.12")),
+                                "hypervisors[0].fenceAddress", "ctl2's address"),
+    "gateway-outside-the-network": (dev(network={"cidr": "10.20.0.0/24", "gateway": "10.9.0.1"}),
+                                    "network.gateway", "inside network.cidr"),
+    "vip-name-is-a-node": (dev(vipName="ctl1"), "vipName", "the VIP needs its own"),
+    "service-the-release-dropped": (dev(services={"nova-ec2": True}), "services.nova-ec2",
+                                    "antelope ships no nova-ec2"),
+    "service-unknown": (dev(services={"nova-ap": True}), "services.nova-ap",
+                        "did you mean `nova-api`?"),
+    "keystone-off": (dev(services={"keystone": False}), "services.keystone",
+                     "keystone stays on"),
+    "singleton-the-release-dropped": (dev(cluster={"singletons": [
+        {"name": "nova-consoleauth", "unit": "openstack-nova-consoleauth"}]}),
+        "cluster.singletons[0].unit", "antelope ships no nova-consoleauth"),
+    "singleton-takes-a-stack-id": (dev(cluster={"singletons": [{"name": "mysql", "unit": "x"}]}),
+                                   "cluster.singletons[0].name", "resource ids"),
+    "mysql-tls-without-tls": (dev(tls={"requireMysqlTls": True}), "tls.requireMysqlTls",
+                              "needs tls.enabled: true"),
+    "rhsm-on-debian": (stack_config("lab", rhsmUsername="me", rhsmPassword=SECRET),
+                       "rhsmUsername", "osFamily rhel only"),
+    "rhsm-without-password": (dev(rhsmUsername="me"), "rhsmPassword", "required with"),
+    "rhsm-password-alone": (dev(rhsmPassword=SECRET), "rhsmPassword", "with rhsmUsername only"),
+    "majority-on-one-host": (multihost(lambda r: r["controlNodes"]["nodes"][1].update(
+        hypervisor="kvm1")), "controlNodes", "acknowledgeHypervisorMajority"),
+    "volume-across-hosts": (multihost(lambda r: r.update(sharedStorage={"sizeGib": 4})),
+                            "sharedStorage.kind", "cannot be attached across hosts"),
+    "size-of-a-lun": (multihost(lambda r: r["sharedStorage"].update(sizeGib=8)),
+                      "sharedStorage.sizeGib", "kind volume only"),
+    "list-and-count": (dev(controlNodes={**nodes({}, {}, {}), "count": 3}), "controlNodes.count",
+                       "without nodes only"),
+    "no-hypervisor": (dev(hypervisors=[]), "hypervisors", "at least one"),
+    "hypervisors-and-another-uri": (multihost(lambda r: r.update(
+        libvirtUri="qemu:///session")), "libvirtUri", "only without hypervisors"),
+    # Shapes that used to end in a traceback.
+    "list-for-a-mapping": (dev(network=["10.20.0.0/24"]), "network", "expected a mapping"),
+    "list-for-keepalives": (dev(cluster={"tcpKeepalive": [60, 10, 6]}), "cluster.tcpKeepalive",
+                            "expected a mapping"),
+    "plan-past-the-last-address": (dev(network={"cidr": "255.255.255.0/24"},
+                                       controlNodes={"count": 3, "firstIp": "255.255.255.254"},
+                                       vip="255.255.255.10", computeNodes={"count": 0}),
+                                   "controlNodes.firstIp", "past 255.255.255.255"),
+    "default-plan-past-the-last-address": (dev(network={"cidr": "255.255.255.248/29"},
+                                               controlNodes={"count": 3},
+                                               vip="255.255.255.250", computeNodes={"count": 0}),
+                                           "controlNodes.firstIp", "past 255.255.255.255"),
+    "config-not-a-mapping": (["vip", "10.20.0.10"], "config", "expected a mapping"),
+    # Secrets whole or refused, and never shown.
+    "newline-in-a-password": (dev(haclusterPassword=SECRET + "\nsecond line"), "haclusterPassword",
+                              "without newlines"),
+    "control-character-in-a-password": (dev(brokerPassword=SECRET + "\x00"), "brokerPassword",
+                                        "control character"),
+    "empty-password": (dev(mysqlRootPassword=""), "mysqlRootPassword", "password"),
+    "admin-key-not-a-key": (dev(adminSshPrivateKey=SECRET), "adminSshPrivateKey",
+                            "OpenSSH private key"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISTAKES))
+def test_each_mistake_is_one_line_naming_key_and_remedy(name):
+    raw, key, remedy = MISTAKES[name]
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.parse(copy.deepcopy(raw), "dev")
+    assert len(caught.value.problems) == 1, caught.value.problems
+    (line,) = caught.value.problems
+    assert line.startswith(f"openstack-ha:{key}: ") and " is invalid; " in line, line
+    assert remedy in line and "\n" not in line, line
+    assert SECRET not in line
+
+
+def test_the_rows_are_valid_without_their_mistake():
+    """Each row starts from a valid stack file, so the one line is the mistake's."""
+    for stack in ("dev", "lab", "multihost"):
+        assert settings.parse(stack_config(stack), stack)
+
+
+# ---- the stack file, read as the Pulumi CLI reads it -------------------------------------------
+
+STACK_FILES = {
+    "yaml-syntax": ("config:\n  openstack-ha:vip: [10.20.0.10\n", "Pulumi.x.yaml",
+                    "not valid YAML"),
+    "key-given-twice": ("config:\n  openstack-ha:vip: 10.20.0.10\n  openstack-ha:vip: 10.20.0.11\n",
+                        "Pulumi.x.yaml", "given twice"),
+    "configs-for-config": ("configs:\n  openstack-ha:vip: 10.20.0.10\n", "Pulumi.x.yaml.configs",
+                           "did you mean `config`?"),
+    "not-a-mapping": ("- openstack-ha:vip\n", "Pulumi.x.yaml", "expected a mapping"),
+    "config-not-a-mapping": ("config: [vip]\n", "Pulumi.x.yaml.config", "expected a mapping"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STACK_FILES))
+def test_a_broken_stack_file_is_one_line(name, tmp_path):
+    text, key, remedy = STACK_FILES[name]
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text(text)
+    with pytest.raises(settings.SettingsError) as caught:
+        render.stack_config("x", path)
+    (line,) = caught.value.problems
+    assert line.startswith(f"openstack-ha:{key}: ") and remedy in line and "\n" not in line
+
+
+def test_a_key_outside_the_project_namespace_is_a_typo(tmp_path):
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  openstack_ha:vip: 10.20.0.10\n  libvirt:uri: qemu:///system\n")
+    with pytest.raises(settings.SettingsError) as caught:
+        render.stack_config("x", path)
+    assert caught.value.problems == [
+        "openstack_ha:vip: '10.20.0.10' is invalid; not a key of this stack (its keys are "
+        "openstack-ha:<key>); did you mean `openstack-ha:vip`?"]
+
+
+def test_render_reports_a_broken_stack_file_without_a_traceback(tmp_path, capsys):
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  openstack-ha:vip: [\n")
+    assert render.main(["--stack", "x", "--config-file", str(path), "--out",
+                        str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "openstack-ha:Pulumi.x.yaml: " in err and "Traceback" not in err
+
+
+# ---- the config as the engine hands it over -----------------------------------------------------
+
+@pytest.fixture
+def engine_config():
+    """Set the runtime config as the engine would (every value text), then restore it."""
+    def set_config(config: dict[str, str]) -> None:
+        runtime_config.set_all_config(config)
+
+    yield set_config
+    runtime_config.set_all_config({})
+
+
+def as_engine(raw: dict) -> dict[str, str]:
+    return {f"openstack-ha:{k}": v if isinstance(v, str) else json.dumps(v)
+            for k, v in raw.items()}
+
+
+def test_json_text_is_decoded_except_for_text_settings(engine_config):
+    engine_config(as_engine(dev(controlNodes={"count": 4}, acknowledgeEvenControlCount=True,
+                                storagePool="2024", adminUser="osha")))
+    parsed = settings.from_pulumi("dev")
+    assert len(parsed.controls) == 4 and parsed.acknowledge_even_control_count is True
+    assert parsed.storage_pool == "2024"  # a pool named like a number stays a name
+
+
+@pytest.mark.parametrize("text,key,remedy", [
+    ('{"cidr": "10.20.0.0/24"', "network", "expected a mapping"),  # cut-off JSON
+    ('["10.20.0.0/24"]', "network", "expected a mapping"),
+    ('{"count": "3"}', "controlNodes.count", "expected an integer"),
+    ("no", "acknowledgeEvenControlCount", "expected true or false"),
+])
+def test_bad_json_text_is_one_line(engine_config, text, key, remedy):
+    config = as_engine(dev())
+    config[f"openstack-ha:{key.split('.')[0]}"] = text
+    engine_config(config)
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_pulumi("dev")
+    (line,) = caught.value.problems
+    assert line.startswith(f"openstack-ha:{key}: ") and remedy in line
+
+
+def test_a_typo_in_the_namespace_is_reported_with_the_rest(engine_config):
+    config = {**as_engine(dev(vip="10.30.0.10")), "openstack_ha:vipName": "api"}
+    engine_config(config)
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_pulumi("dev")
+    assert [p.split(":")[0] + ":" + p.split(":")[1] for p in caught.value.problems] == [
+        "openstack_ha:vipName", "openstack-ha:vip"]
+
+
+def test_secrets_are_validated_then_handed_on_as_pulumi_secrets(engine_config):
+    engine_config({**as_engine(dev()), "openstack-ha:haclusterPassword": SECRET})
+
+    def resolved(values):
+        assert values == [True, SECRET]
+
+    @pulumi_mocks.test
+    def check():
+        secrets = settings.from_pulumi("dev").secrets
+        assert secrets["rhsmPassword"] is None
+        password = secrets["haclusterPassword"]
+        return pulumi.Output.all(password.is_secret(), password).apply(resolved)
+
+    pulumi.runtime.set_mocks(render.RenderMocks("dev"), project="openstack-ha", stack="dev",
+                             preview=False)
+    check()
+
+
+def test_a_bad_secret_stops_the_program_before_any_resource(engine_config):
+    monitor = render.RecordingMonitor(render.RenderMocks("dev"))
+    with pytest.raises(RunError) as caught:
+        render.run_mocked(dev(haclusterPassword=SECRET + "\n"), "dev", monitor)
+    assert "openstack-ha:haclusterPassword: [secret] is invalid" in str(caught.value)
+    assert SECRET not in str(caught.value) and monitor.registrations == []
