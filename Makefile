@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # The embedded default backend (Pulumi.yaml) keeps state in ~/.pulumi-openstack-ha.
 STATE_DIR := $(HOME)/.pulumi-openstack-ha
 
-.PHONY: deps venv test lab lab-deps bench up preview destroy render pulumi-cli ephemeral render-diff
+.PHONY: deps venv test lab lab-deps bench up preview destroy render settings-doc pulumi-cli ephemeral render-diff
 
 # Debian packages the tests run (listed in .ci/packages.txt); installs only what is missing.
 deps:
@@ -36,6 +36,10 @@ bench: lab-deps venv
 
 render: venv
 	$(PYTHON) tools/render.py --stack $(STACK) --out rendered/$(STACK)
+
+# README's settings table, written from the schema in settings.py.
+settings-doc: venv
+	$(PYTHON) tools/settings_reference.py
 
 pulumi-cli:
 	@command -v pulumi >/dev/null || { echo "the Pulumi CLI is required: https://www.pulumi.com/docs/install/" >&2; exit 1; }
