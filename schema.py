@@ -40,8 +40,11 @@ def invalid(remedy: str) -> PydanticCustomError:
 
 
 def typed(base: type, convert: Callable[[str], Any], kind: str) -> Any:
-    """`base` holding only strings `convert` turns into a value (it returns None otherwise)."""
+    """`base` holding only strings `convert` turns into a value (it returns None otherwise), or a
+    `base` itself (a schema default such as an IPv4Network)."""
     def validate(value: Any) -> Any:
+        if isinstance(value, base) and base is not str:
+            return value
         converted = convert(value) if isinstance(value, str) else None
         if converted is None:
             raise invalid(f"expected {kind}")
@@ -183,9 +186,11 @@ SshPrivateKey = typed(SecretStr, _ssh_private_key,
 # ---- declaring a schema -------------------------------------------------------------------------
 
 class Section(BaseModel):
-    """A mapping of settings: camelCase keys, nothing unknown, no coercion, read-only."""
+    """A mapping of settings: camelCase keys, nothing unknown, no coercion, read-only; defaults
+    are validated too, so every rule runs whether a key is given or not."""
 
-    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True,
+                              validate_default=True)
 
 
 def setting(default: Any = ..., doc: str = "", *, derived: Optional[str] = None,
@@ -194,7 +199,7 @@ def setting(default: Any = ..., doc: str = "", *, derived: Optional[str] = None,
     `derived`: how a default that follows from other keys is found (a rule resolves it), or
     `shown`: how README shows a default too long for the table."""
     if derived:
-        default, constraints["validate_default"] = None, True
+        default = None
     extra = {"json_schema_extra": {"shown": derived or shown}} if derived or shown else {}
     if isinstance(default, type):
         return Field(default_factory=default, description=doc, **extra, **constraints)

@@ -1,11 +1,11 @@
 """The stack's configuration: one strict, declarative schema, validated before any resource exists.
 
-camelCase keys in YAML, snake_case in Python; unknown keys rejected at every level; no coercion;
-every string typed as what it is (schema.py); each cross-field rule on the model holding the fields
-it relates. `parse()` returns one frozen `Settings` or raises `SettingsError` with every problem,
-one line each. Secrets are checked like the rest, never printed, handed on as Pulumi secrets.
-A new section: a `Section` subclass of `setting(...)` fields (cross-field checks as `@rule()`
-generators) and one field of it on `Settings`; tools/settings_reference.py documents it in README.
+Keys are camelCase in YAML, attributes snake_case in Python. Every level rejects unknown keys,
+nothing is coerced, every string is typed as what it is (schema.py), and each cross-field rule sits
+on the model holding the fields it relates. `parse()` returns one frozen `Settings` or raises
+`SettingsError` with every problem, one line each; secrets are checked like the rest, never shown,
+and handed on as Pulumi secrets. A new section is a `Section` subclass of `setting(...)` fields
+(cross-field checks as `@rule()` generators) plus one field of it on `Settings`.
 """
 from collections import Counter
 from dataclasses import dataclass
@@ -45,7 +45,8 @@ MIN_COMPUTE_MEMORY_MIB = 1024
 MIN_SHARED_DISK_GIB, MIN_DISK_GIB = 2, 8
 MAX_GIB, MAX_MIB, MAX_NODES = 65536, 16 * 1024 * 1024, 64
 # Pacemaker ids of the stack's own layout (components/cluster_resources.py), and fence-<node>.
-RESERVED_RESOURCE_IDS = ("vip", "shared-fs", "mysql", "broker", "haproxy", "osha-core")
+RESERVED_RESOURCE_IDS = ("vip", "shared-fs", "mysql", "broker", "haproxy", "haproxy-clone",
+                         "osha-core")
 # Config namespaces of the providers the stack uses: not this program's keys, but no typos either.
 PROVIDER_NAMESPACES = ("libvirt", "command", "random", "tls", "pulumi")
 Count = Annotated[int, Field(ge=0, le=MAX_NODES)]
@@ -375,22 +376,20 @@ class Settings(Section):
         min_length=1)
     control_size: ControlSize = setting(ControlSize, "each control node's size")
     compute_size: ComputeSize = setting(ComputeSize, "each compute node's size")
-    control_nodes: ControlNodes = setting(ControlNodes, "the cluster", validate_default=True)
-    compute_nodes: ComputeNodes = setting(ComputeNodes, "nova-compute nodes (repointed)",
-                                          validate_default=True)
+    control_nodes: ControlNodes = setting(ControlNodes, "the cluster")
+    compute_nodes: ComputeNodes = setting(ComputeNodes, "nova-compute nodes (repointed)")
     acknowledge_even_control_count: bool = setting(False, "allow an even number of control "
-                                                   "nodes", validate_default=True)
+                                                   "nodes")
     acknowledge_hypervisor_majority: bool = setting(False, "allow a majority of control nodes on "
-                                                    "one hypervisor (losing it loses quorum)",
-                                                    validate_default=True)
+                                                    "one hypervisor (losing it loses quorum)")
     vip_name: Label = setting("openstack", "the VIP's DNS name is `<vipName>.<network.domain>`")
     vip: Optional[IPv4] = setting(derived="`.10` of network.cidr", doc="the floating IP")
-    shared_storage: SharedStorage = setting(SharedStorage, "MySQL's disk", validate_default=True)
+    shared_storage: SharedStorage = setting(SharedStorage, "MySQL's disk")
     admin_user: UserName = setting("osha", "the SSH admin on every node")
-    cluster: Cluster = setting(Cluster, "Pacemaker", validate_default=True)
-    fencing: Fencing = setting(Fencing, "fencing", validate_default=True)
+    cluster: Cluster = setting(Cluster, "Pacemaker")
+    fencing: Fencing = setting(Fencing, "fencing")
     services: dict[ServiceName, bool] = setting(
-        dict, "`{name: true/false}` over catalogue.py", validate_default=True,
+        dict, "`{name: true/false}` over catalogue.py",
         shown="on while the release ships them")
     tls: Tls = setting(Tls, "TLS")
     keystone: Keystone = setting(Keystone, "for the endpoint repoint")
@@ -407,7 +406,7 @@ class Settings(Section):
                                                       "used yet)", shown="generated")
     broker_password: Optional[Password] = setting(None, "for the OpenStack install (not used "
                                                   "yet)", shown="generated")
-    rhsm_password: Optional[Password] = setting(None, "with rhsmUsername", validate_default=True)
+    rhsm_password: Optional[Password] = setting(None, "with rhsmUsername")
     _stack: str = PrivateAttr("")
 
     @rule("hypervisors")
