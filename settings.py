@@ -1,11 +1,11 @@
 """The stack's configuration: one strict, declarative schema, validated before any resource exists.
 
 Keys are camelCase in YAML, attributes snake_case in Python. Every level rejects unknown keys,
-nothing is coerced, every string is typed as what it is (schema.py), and each cross-field rule sits
-on the model holding the fields it relates. `parse()` returns one frozen `Settings` or raises
-`SettingsError` with every problem, one line each; secrets are checked like the rest, never shown,
-and handed on as Pulumi secrets. A new section is a `Section` subclass of `setting(...)` fields
-(cross-field checks as `@rule()` generators) plus one field of it on `Settings`.
+nothing is coerced, every string is typed as what it is (settings_schema.py), and each cross-field
+rule sits on the model holding the fields it relates. `parse()` returns one frozen `Settings` or
+raises `SettingsError` with every problem, one line each; secrets are checked like the rest, never
+shown, and handed on as Pulumi secrets. A new section is a `Section` subclass of `setting(...)`
+fields (cross-field checks as `@rule()` generators) plus one field of it on `Settings`.
 """
 from collections import Counter
 from dataclasses import dataclass
@@ -21,10 +21,11 @@ from typing_extensions import TypedDict
 
 from catalogue import (RELEASES, SERVICES, SINGLETON_UNITS, SINGLETONS, by_name, default_enabled,
                        default_singletons, ships)
-from schema import (BridgeName, Cidr, DevicePath, Domain, Host, HostPort, ImageSource, IPv4, Iqn,
-                    Label, LibvirtUri, ListOf, NamePrefix, Password, Path, PoolName, Section,
-                    SshPrivateKey, SshPublicKey, TagKey, Text, UnitName, UserName, Word,
-                    decode, describe, project_keys, rule, setting, unwrap)
+from settings_schema import (BridgeName, Cidr, DevicePath, Domain, Host, HostPort, ImageSource,
+                             IPv4, Iqn, Label, LibvirtUri, ListOf, NamePrefix, Password, Path,
+                             PoolName, Section, SshPrivateKey, SshPublicKey, TagKey, Text,
+                             UnitName, UserName, Word, decode, describe, project_keys, rule,
+                             setting, unwrap)
 
 PROJECT = "openstack-ha"
 DEFAULT_IMAGE = ("https://cloud.centos.org/centos/9-stream/x86_64/images/"
@@ -588,7 +589,7 @@ class Settings(Section):
     def hypervisor(self, name: str) -> Hypervisor:
         return next(h for h in self.hypervisors if h.name == name)
 
-    @property
+    @cached_property
     def secrets(self) -> dict[str, Optional[pulumi.Output]]:
         """Each secret the config sets, as a Pulumi secret; None where the stack generates it."""
         values = {f.alias: getattr(self, name) for name, f in type(self).model_fields.items()

@@ -52,8 +52,8 @@ from pulumi.runtime import mocks as pulumi_mocks  # noqa: E402
 from pulumi.runtime import rpc  # noqa: E402
 from pulumi.runtime.sync_await import _sync_await  # noqa: E402
 
-import schema  # noqa: E402
 import settings as stack_settings  # noqa: E402
+import settings_schema  # noqa: E402
 from components.templating import yaml_document  # noqa: E402
 
 PROJECT = stack_settings.PROJECT
@@ -325,7 +325,7 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     for key in document:
         if key not in STACK_FILE_KEYS:
             raise fail(f".{key}", document[key], "not a key of a Pulumi stack file" + (
-                schema.did_you_mean(key, list(STACK_FILE_KEYS)) or
+                settings_schema.did_you_mean(key, list(STACK_FILE_KEYS)) or
                 f"; known keys: {', '.join(STACK_FILE_KEYS)}"))
     config = document.get("config") or {}
     if not isinstance(config, dict):

@@ -25,7 +25,7 @@ from pydantic_core import PydanticUndefined  # noqa: E402
 from typing_extensions import is_typeddict  # noqa: E402
 
 import settings  # noqa: E402
-from schema import Kind, unwrap  # noqa: E402
+from settings_schema import Kind, unwrap  # noqa: E402
 
 README = ROOT / "README.md"
 BEGIN = "<!-- settings-reference: written by tools/settings_reference.py (make settings-doc) -->"
