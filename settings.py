@@ -365,7 +365,8 @@ class Settings(Section):
     """Every key under `openstack-ha:`; fields are validated in this order, a rule seeing the
     valid fields above it."""
 
-    libvirt_uri: LibvirtUri = setting(DEFAULT_URI, "the hypervisor of a single-host stack")
+    libvirt_uri: LibvirtUri = setting(DEFAULT_URI, "the hypervisor of a single-host stack (remote "
+                                      "hosts go under hypervisors)")
     image: Image = setting(Image, "the base image")
     release: Literal[RELEASES] = setting("antelope", "OpenStack release: decides which services "
                                          "and singletons exist")

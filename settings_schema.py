@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 from typing_extensions import is_typeddict
 
+USER = r"[a-z_][a-z0-9_-]{0,31}"  # a POSIX user name
 # Parameters a libvirt URI may carry (libvirt.org/uri.html).
 URI_PARAMETERS = ("keyfile", "known_hosts", "known_hosts_verify", "no_verify", "no_tty",
                   "sshauth", "socket", "command", "netcat", "proxy", "mode")
@@ -109,7 +110,7 @@ def _libvirt_uri(value: str) -> Optional[str]:
             return None
         if parts.scheme == "qemu":
             return value if parts.netloc == "" else None
-        user_ok = parts.username is None or re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", parts.username)
+        user_ok = parts.username is None or re.fullmatch(USER, parts.username)
         return value if user_ok and is_host(parts.hostname or "") else None
     return None
 
@@ -145,7 +146,7 @@ def _ssh_private_key(value: str) -> Optional[SecretStr]:
 T = TypeVar("T")
 # A YAML list, kept as a tuple (settings are read-only).
 ListOf = Annotated[tuple[T, ...], BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)]
-PATH = re.compile(r"/[A-Za-z0-9._:@+,=%/-]{0,4095}", re.ASCII)
+PATH = re.compile(r"/[A-Za-z0-9._:@+,=%-][A-Za-z0-9._:@+,=%/-]{0,4094}", re.ASCII)  # not "/"
 IPv4 = typed(IPv4Address, _ipv4, "an IPv4 address such as 10.20.0.10")
 Cidr = typed(IPv4Network, _cidr,
              "an IPv4 network such as 10.20.0.0/24 (host bits zero, /29 or larger)")
@@ -157,7 +158,7 @@ Domain = typed(str, lambda v: v if is_domain(v) else None,
 Host = typed(str, lambda v: v if is_host(v) else None, "an IPv4 address or an ASCII DNS name")
 HostPort = typed(str, lambda v: v if _is_host_port(v) else None,
                  "host or host:port (an IPv4 address or an ASCII DNS name)")
-UserName = pattern(r"[a-z_][a-z0-9_-]{0,31}", "a user name (a-z, 0-9, '_', '-'), at most 32")
+UserName = pattern(USER, "a user name (a-z, 0-9, '_', '-'), at most 32")
 Word = pattern(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}", "a name of letters, digits and '_.@+-'")
 UnitName = pattern(r"[A-Za-z0-9][A-Za-z0-9:_.@-]{0,254}", "a systemd unit name")
 Path = typed(str, lambda v: v if PATH.fullmatch(v) else None,

@@ -105,6 +105,8 @@ MISTAKES = {
                           "controlNodes.nodes[0].name", "DNS label"),
     "whitespace-in-a-path": (dev(cluster={"mysqlDatadir": "/var/lib/my sql"}),
                              "cluster.mysqlDatadir", "absolute path"),
+    "root-as-a-data-directory": (dev(cluster={"mysqlDatadir": "/"}), "cluster.mysqlDatadir",
+                                 "absolute path"),
     "unit-name": (dev(cluster={"singletons": [{"name": "agent", "unit": "agent; reboot"}]}),
                   "cluster.singletons[0].unit", "systemd unit name"),
     "control-character-in-a-tag": (dev(tags={"environment": "prod\x1b[2J"}), "tags.environment",
