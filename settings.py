@@ -23,7 +23,7 @@ from catalogue import (RELEASES, SERVICES, SINGLETON_UNITS, SINGLETONS, by_name,
                        default_singletons, ships)
 from settings_schema import (BridgeName, Cidr, DevicePath, Domain, Host, HostPort, ImageSource,
                              IPv4, Iqn, Label, LibvirtUri, ListOf, NamePrefix, Password, Path,
-                             PoolName, Section, SshPrivateKey, SshPublicKey, TagKey, Text,
+                             PoolName, Section, SshHostKey, SshPrivateKey, TagKey, Text,
                              UnitName, UserName, Word, decode, describe, project_keys, rule,
                              setting, unwrap)
 
@@ -110,9 +110,9 @@ class Hypervisor(Section):
     fence_user: UserName = setting("root", "the user fence_virsh logs in as")
     authorized_keys_file: Optional[Path] = setting(None, "where the nodes' fencing key goes",
                                                    shown="`~fenceUser/.ssh/authorized_keys`")
-    host_key: Optional[SshPublicKey] = setting(
-        None, "the host's SSH host public key, one OpenSSH line: the nodes trust the fencing "
-        "host by it (required for a remote host)")
+    host_key: Optional[SshHostKey] = setting(
+        None, "the host's ED25519 SSH host key: the nodes trust the fencing host by it (required "
+        "for a remote host)")
 
     @rule()
     def _remote_host_is_described(self):

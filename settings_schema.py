@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError,
                       ValidationInfo, field_validator, model_validator)
 from pydantic.alias_generators import to_camel
@@ -128,11 +129,11 @@ def _image_source(value: str) -> Optional[str]:
     return value
 
 
-def _ssh_public_key(value: str) -> Optional[str]:
+def _ed25519_public_key(value: str) -> Optional[str]:
     with suppress(ValueError, UnsupportedAlgorithm):
         if re.fullmatch(r"[\x20-\x7e]+", value):  # one line: the parser ignores what follows
-            serialization.load_ssh_public_key(value.encode())
-            return value
+            key = serialization.load_ssh_public_key(value.encode())
+            return value if isinstance(key, ed25519.Ed25519PublicKey) else None
     return None
 
 
@@ -172,8 +173,9 @@ Iqn = pattern(r"iqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9][a-z0-9.-]*(:[A-Za-z0-9._:-]+)?|
 LibvirtUri = typed(str, _libvirt_uri,
                    "qemu:///system (this host) or qemu+ssh://[user@]host[:port]/system")
 ImageSource = typed(str, _image_source, "an http(s) URL or an absolute path of a qcow2 image")
-SshPublicKey = typed(str, _ssh_public_key, "one OpenSSH public key line, such as the content "
-                     "of /etc/ssh/ssh_host_ed25519_key.pub")
+# Nodes pin ED25519 host keys only (components/fencing.py).
+SshHostKey = typed(str, _ed25519_public_key, "one ED25519 public key line (ssh-ed25519 AAAA... "
+                   "[comment]), the content of /etc/ssh/ssh_host_ed25519_key.pub")
 TagKey = pattern(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,62}", "a tag name (letters, digits, '_.:/-')")
 Text = typed(str, lambda v: v if len(v) <= 255 and v.isprintable() else None,
              "text without control characters, at most 255")

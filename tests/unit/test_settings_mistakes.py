@@ -12,6 +12,8 @@ import json
 
 import pulumi
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.errors import RunError
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks as pulumi_mocks
@@ -21,6 +23,8 @@ from tests.conftest import stack_config
 from tools import render
 
 SECRET = "s3cret-Value-Never-Shown"
+ECDSA_HOST_KEY = ec.derive_private_key(7, ec.SECP256R1()).public_key().public_bytes(
+    serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
 def multihost(edit):
@@ -86,10 +90,12 @@ MISTAKES = {
     "remote-host-without-host-key": (multihost(lambda r: r["hypervisors"][1].pop("hostKey")),
                                      "hypervisors[1].hostKey", "required for a remote"),
     "host-key-not-a-key": (dev(hypervisors=hypervisor(hostKey="ssh-ed25519 AAAA root@kvm")),
-                           "hypervisors[0].hostKey", "OpenSSH public key"),
+                           "hypervisors[0].hostKey", "ED25519 public key line"),
+    "host-key-not-ed25519": (multihost(lambda r: r["hypervisors"][2].update(
+        hostKey=ECDSA_HOST_KEY)), "hypervisors[2].hostKey", "ED25519 public key"),
     "host-key-two-lines": (multihost(lambda r: r["hypervisors"][0].update(
         hostKey=r["hypervisors"][0]["hostKey"] + "\nssh-rsa AAAA")), "hypervisors[0].hostKey",
-        "one OpenSSH public key line"),
+        "one ED25519 public key line"),
     # Values that reach nodes are what they claim to be.
     "iscsi-portal": (multihost(lambda r: r["sharedStorage"]["source"].update(
         portal="192.168.50.5:3260; reboot")), "sharedStorage.source.portal", "host:port"),
