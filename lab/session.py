@@ -1,14 +1,16 @@
-"""One lab run: render the lab stack, build the image, bring up the hypervisor and the nodes,
-converge them with the stack's own steps (keystone installed before the repoint steps, as the
-seed assumes OpenStack is), and tear everything down on any exit.
+"""One lab run: render the lab stack, build the rootfs (and for VMs the image derived from it),
+bring up the hypervisor and the nodes on the chosen substrate, converge them with the stack's own
+steps (keystone installed before the repoint steps, as the seed assumes OpenStack is), and tear
+everything down on any exit.
 
-    python -m lab.session up       # leaves the lab running (for exploring), prints how to reach it
-    python -m lab.session down     # ends it
+    python -m lab.session up [--substrate containers|vms]   # leaves the lab running, says how to reach it
+    python -m lab.session down                               # ends it
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,13 +19,24 @@ from pathlib import Path
 
 import settings as stack_settings
 from lab import checks, hypervisor, keystone
-from lab.vms import Machines, node_ssh
+from lab.containers import Containers
+from lab.substrate import Substrate
+from lab.vms import VMs, node_ssh
 from tools import render, replay
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = "lab"
+SUBSTRATES = ("containers", "vms")
 # The stack's steps that edit an OpenStack install: they run once lab/keystone.py has put one in.
 REPOINT_STEPS = ("-repoint", "keystone-endpoints")
+
+
+def substrate_from_environment() -> str:
+    """`OSHA_LAB_SUBSTRATE` (make lab / make lab-vms set it); containers by default."""
+    name = os.environ.get("OSHA_LAB_SUBSTRATE", "containers")
+    if name not in SUBSTRATES:
+        raise SystemExit(f"OSHA_LAB_SUBSTRATE={name}: expected one of {', '.join(SUBSTRATES)}")
+    return name
 
 
 def render_stack(out: Path, **overrides) -> Path:
@@ -34,26 +47,32 @@ def render_stack(out: Path, **overrides) -> Path:
     return out
 
 
-def build_image() -> Path:
+def build(substrate: str) -> Path:
+    """The cached rootfs (containers) or the VM image derived from it; built when missing."""
+    script = "build-rootfs.sh" if substrate == "containers" else "build-image.sh"
     started = time.monotonic()
-    result = subprocess.run(["bash", str(REPO / "lab" / "build-image.sh")], capture_output=True,
+    result = subprocess.run(["bash", str(REPO / "lab" / script)], stdout=subprocess.PIPE,
                             text=True, check=True)
-    print(f"lab image ready in {time.monotonic() - started:.0f}s: {result.stdout.strip()}",
-          file=sys.stderr)
-    return Path(result.stdout.strip().splitlines()[-1])
+    path = Path(result.stdout.strip().splitlines()[-1])
+    print(f"lab {substrate} base ready in {time.monotonic() - started:.0f}s: {path}",
+          file=sys.stderr, flush=True)
+    return path
 
 
 class Lab:
-    """The running lab: the rendered stack, its machines, and a replayer into the namespace."""
+    """The running lab: the rendered stack, its nodes, and a replayer into the namespace."""
 
-    def __init__(self, rendered: Path, image: Path):
+    def __init__(self, rendered: Path, substrate: str = "containers", base: Path | None = None):
         self.rendered = rendered
         self.manifest = json.loads((rendered / "manifest.json").read_text())
-        self.hypervisor = hypervisor.Hypervisor(self.manifest["network"])
-        self.machines = Machines(rendered, image)
         self.log_dir = rendered.parent / "replay-logs"
         self.settings = stack_settings.parse(render.stack_config(STACK), STACK)
         self.mysql_datadir = self.settings.cluster.mysql_datadir
+        base = base or build(substrate)
+        self.nodes: Substrate = (
+            Containers(rendered, base, self.settings.shared_storage.device)
+            if substrate == "containers" else VMs(rendered, base))
+        self.hypervisor = hypervisor.Hypervisor(self.manifest["network"], self.nodes)
 
     def replayer(self, rendered: Path | None = None) -> replay.Replayer:
         return replay.Replayer(replay.Rendered.load(rendered or self.rendered),
@@ -62,7 +81,7 @@ class Lab:
 
     def up(self) -> None:
         self.hypervisor.up()
-        self.machines.up()
+        self.nodes.up()
 
     def steps(self) -> tuple[list[str], list[str]]:
         """(cluster steps, repoint steps) in the engine's order."""
@@ -78,9 +97,12 @@ class Lab:
 
     def holder_of_vip(self) -> dict:
         view = checks.cluster_view(self, next(n for n in self.controls
-                                              if self.machines.is_running(n)))
+                                              if self.nodes.is_running(n)))
         (name,) = view.running["vip"]
-        return next(n for n in self.controls if n["name"] == name)
+        return self.node(name)
+
+    def node(self, name: str) -> dict:
+        return next(n for n in self.manifest["nodes"] if n["name"] == name)
 
     def converge(self) -> None:
         """Every step of the stack, in the engine's order, exactly as rendered."""
@@ -104,13 +126,14 @@ def ensure_down(*_args) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("--substrate", choices=SUBSTRATES, default=substrate_from_environment())
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/osha-lab"))
     args = parser.parse_args()
     if args.action == "down":
         ensure_down()
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    lab = Lab(render_stack(args.dir / "rendered"), build_image())
+    lab = Lab(render_stack(args.dir / "rendered"), args.substrate)
     try:
         lab.up()
         lab.converge()
