@@ -124,6 +124,9 @@ class Fencing:
     agent: str
     # Two-node clusters delay one side's fencing so both cannot shoot each other at once.
     delay_base_seconds: int
+    # What fencing does to a node: `reboot` (it comes back and rejoins) or `off` (quicker; it
+    # stays down until someone starts it).
+    action: str = "reboot"
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,10 @@ class Cluster:
     keepalive_time: int
     keepalive_intvl: int
     keepalive_probes: int
+    # Failover speed: corosync's token (ms) bounds how soon a lost node is noticed; Pacemaker
+    # throttles its actions above load-threshold (percent of the CPU load it considers normal).
+    token_ms: int = 3000
+    load_threshold_percent: int = 80
 
 
 @dataclass(frozen=True)
@@ -516,6 +523,9 @@ def _read_cluster(r: _Reader, os_family: str, release: str, controls) -> Cluster
         keepalive_time=r.integer("cluster.tcpKeepalive.time", keepalive.get("time", 60), 1),
         keepalive_intvl=r.integer("cluster.tcpKeepalive.intvl", keepalive.get("intvl", 10), 1),
         keepalive_probes=r.integer("cluster.tcpKeepalive.probes", keepalive.get("probes", 6), 1),
+        token_ms=r.integer("cluster.tokenMs", raw.get("tokenMs", 3000), 300),
+        load_threshold_percent=r.integer("cluster.loadThresholdPercent",
+                                         raw.get("loadThresholdPercent", 80), 1),
     )
 
 
@@ -529,7 +539,8 @@ def _read_fencing(r: _Reader, controls) -> Fencing:
     delay = raw.get("delayBaseSeconds", 10 if len(controls) == 2 else 0)
     return Fencing(enabled=enabled,
                    agent=r.choice("fencing.agent", raw.get("agent", "fence_virsh"), FENCE_AGENTS),
-                   delay_base_seconds=r.integer("fencing.delayBaseSeconds", delay, 0))
+                   delay_base_seconds=r.integer("fencing.delayBaseSeconds", delay, 0),
+                   action=r.choice("fencing.action", raw.get("action", "reboot"), ("reboot", "off")))
 
 
 def _read_services(r: _Reader, release: str) -> dict[str, bool]:

@@ -71,6 +71,11 @@ ConditionVirtualization=!container
 [Service]
 ExecStart=-/usr/sbin/qemu-ga
 UNIT
+# A container's /proc/sys is read-only but for its own network settings, so systemd skips
+# sysctl.d at boot: apply what a container may set (the stack's net.ipv4 settings), as a VM does.
+mkdir -p "$root/etc/systemd/system/systemd-sysctl.service.d"
+printf '[Unit]\nConditionPathIsReadWrite=\n' \
+  > "$root/etc/systemd/system/systemd-sysctl.service.d/lab.conf"
 cat > "$root/etc/cloud/cloud.cfg.d/90-lab.cfg" <<'CFG'
 # Every lab node is seeded from NoCloud (a seed directory in containers, an ISO in VMs).
 datasource_list: [NoCloud, None]

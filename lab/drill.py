@@ -4,8 +4,8 @@ Faults (lab/substrate.py): `destroy` (libvirt's hard stop), `kill` (SIGKILL of t
 init, or of a VM's emulator) and `cut` (the node's link down on the host side: it keeps running,
 isolated, and must be fenced; the split-brain case). Seconds from the fault to:
 
-- membership: a survivor's Pacemaker no longer counts the victim online;
-- fenced: a survivor's fencing history gains a successful fencing of the victim;
+- membership: a survivor's Pacemaker sees the victim lost;
+- fenced: a survivor's Pacemaker learns that the victim was fenced;
 - vip: ARP for the VIP answered by a MAC that is not the victim's;
 - haproxy: HAProxy's statistics page answering at the VIP, reached at a survivor's MAC;
 - mysql_write: a row committed through the VIP by a server whose @@hostname is a survivor's;
@@ -14,8 +14,8 @@ isolated, and must be fenced; the split-brain case). Seconds from the fault to:
 - rejoin: the victim online again in a survivor's view.
 
 The probes run side by side in one process inside the lab network (lab/prober.py), each stamped
-when its answer changes; membership and fencing are polled on a survivor every half second
-through the substrate's way in. Throughout, every node's mount table and addresses are sampled
+when its answer changes; membership, fencing and rejoin are read from a survivor's Pacemaker
+log (millisecond stamps), polled every half second through the substrate's way in. Throughout, every node's mount table and addresses are sampled
 from the host (through each container's init, which also works while a node is cut off): the
 shared filesystem and the VIP must never be on two nodes at once. A writer commits rows through
 the VIP during the whole drill; every commit it saw acknowledged must be there afterwards.
@@ -23,14 +23,15 @@ the VIP during the whole drill; every commit it saw acknowledged must be there a
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -159,51 +160,56 @@ class Sampler:
         self.thread.join(30)
 
 
-def cluster_state(lab, survivors: list[dict], victim: str) -> Optional[tuple[bool, int]]:
-    """(victim online, successful fencings of the victim) as a survivor sees them."""
-    command = (f"crm_mon -1 --output-as=xml; echo '<!-- history -->'; "
-               f"stonith_admin --history {victim} --output-as=xml")
+PACEMAKER_LOG = "/var/log/pacemaker/pacemaker.log"
+# What Pacemaker 2.1 logs on every node when a peer is lost, fenced and back (its fencer's view).
+LOG_EVENTS = {"membership": "pacemaker-fenced .* Node {v} state is now lost",
+              "fenced": "Peer {v} was terminated .*: OK",
+              "rejoin": "pacemaker-fenced .* Node {v} state is now member"}
+
+
+def cluster_events(lab, survivors: list[dict], victim: str, since: float) -> dict[str, float]:
+    """Seconds from `since` (wall clock) to the first membership loss, fencing and return of
+    `victim` that a survivor's Pacemaker logged after it (log stamps: milliseconds, this clock)."""
+    patterns = {name: re.compile(p.format(v=re.escape(victim))) for name, p in LOG_EVENTS.items()}
+    grep = "|".join(p.format(v=victim) for p in LOG_EVENTS.values())
+    year = datetime.fromtimestamp(since).year
     for node in survivors:
-        result = lab.nodes.exec(node, command, timeout=20)
-        if result.returncode != 0 or "<!-- history -->" not in result.stdout:
+        result = lab.nodes.exec(node, f"grep -E '{grep}' {PACEMAKER_LOG} | tail -n 200", timeout=20)
+        if result.returncode != 0:
             continue
-        status, history = result.stdout.split("<!-- history -->", 1)
-        try:
-            view = checks.parse_crm_mon(status)
-            fencings = sum(1 for e in ET.fromstring(history.strip()).iter("fence_event")
-                           if e.get("status") == "success")
-        except (ET.ParseError, TypeError):
-            continue
-        return victim in view.online, fencings
-    return None
+        found: dict[str, float] = {}
+        for line in result.stdout.splitlines():
+            try:
+                stamp = datetime.strptime(f"{year} {line[:19]}", "%Y %b %d %H:%M:%S.%f")
+            except ValueError:
+                continue
+            seconds = round(stamp.timestamp() - since, 2)
+            if seconds < 0:
+                continue
+            for name, pattern in patterns.items():
+                if name not in found and pattern.search(line):
+                    # Back means back after the fencing.
+                    if name != "rejoin" or ("fenced" in found and seconds >= found["fenced"]):
+                        found[name] = seconds
+        return found
+    return {}
 
 
-def run_drill(lab, layout: str, victim: dict, fault: str, first_row: int,
-              profile: str = "default") -> Failover:
+def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "default") -> Failover:
     """Take down `victim` (moved to hold the VIP first) by `fault` and time the recovery."""
     place_on(lab, victim)
     survivors = [n for n in lab.controls if n is not victim]
     result = Failover(layout=layout, fault=fault, victim=victim["name"], profile=profile)
-    fenced_before = (cluster_state(lab, survivors, victim["name"]) or (True, 0))[1]
-    victim_ids = {victim["mac"], victim["name"], f"rabbit@{victim['name']}"}
-    prober = Prober(lab, first_row)
+    victim_ids = {victim["mac"], victim["name"]}
+    prober = Prober(lab, next_row(lab))
     sampler = Sampler(lab)
     try:
         prober.wait_all_answering()
-        killed = time.monotonic()
+        killed, killed_wall = time.monotonic(), time.time()
         lab.nodes.kill(victim, fault)
         seen: dict[str, float] = {}
         while time.monotonic() - killed < DEADLINE_SECONDS:
-            state = cluster_state(lab, survivors, victim["name"])
-            now = round(time.monotonic() - killed, 2)
-            if state is not None:
-                online, fencings = state
-                if not online:
-                    seen.setdefault("membership", now)
-                if fencings > fenced_before:
-                    seen.setdefault("fenced", now)
-                if "rejoin" not in seen and "fenced" in seen and online:
-                    seen["rejoin"] = now
+            seen.update(cluster_events(lab, survivors, victim["name"], killed_wall))
             for name in PROBED:
                 answered = prober.first_survivor_answer(name, killed, victim_ids)
                 if answered is not None:
@@ -230,6 +236,14 @@ def run_drill(lab, layout: str, victim: dict, fault: str, first_row: int,
     return result
 
 
+def next_row(lab) -> int:
+    """The first row id no drill has used yet."""
+    result = checks.mysql(lab.manifest["vip"], "SELECT COALESCE(MAX(id), 0) + 1 FROM writes;")
+    if result.returncode != 0:
+        raise RuntimeError(f"reading the last row id: {result.stderr}")
+    return int(result.stdout.strip())
+
+
 def rows_present(lab, ids: list[int]) -> int:
     if not ids:
         return 0
@@ -249,7 +263,7 @@ def wait_settled(lab, seconds: float = 300) -> None:
         if running:
             try:
                 view = checks.cluster_view(lab, running[0])
-                if sorted(view.online) == names and len(view.on("vip")) == 1:
+                if sorted(view.online) == names and len(view.on("vip")) == 1 and not view.failed:
                     idle = lab.ssh(running[0], "crm_resource --wait --timeout=60", timeout=90)
                     if idle.returncode == 0:
                         return
@@ -308,3 +322,37 @@ def report(results: list[Failover], path: Path, machine: str = "") -> str:
     path.write_text(json.dumps({"machine": machine, "drills": [r.as_dict() for r in results]},
                                indent=2) + "\n")
     return text
+
+
+def chart(results: list[Failover], path: Path, machine: str = "") -> None:
+    """One panel per layout and fault: each column's distribution over the drills (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layouts = sorted({r.layout for r in results})
+    faults = [f for f in ("destroy", "kill", "cut") if any(r.fault == f for r in results)]
+    figure, axes = plt.subplots(len(layouts), len(faults), squeeze=False, sharey=True,
+                                figsize=(4.2 * len(faults), 3.4 * len(layouts)))
+    for row, layout in enumerate(layouts):
+        for col, fault in enumerate(faults):
+            members = [r for r in results if r.layout == layout and r.fault == fault]
+            values = [[m.seconds[c] for m in members if m.seconds.get(c) is not None]
+                      for c in COLUMNS]
+            ax = axes[row][col]
+            ax.boxplot([v or [float("nan")] for v in values], showfliers=False)
+            for index, column in enumerate(values, start=1):
+                ax.scatter([index] * len(column), column, s=9, alpha=0.6, zorder=3)
+            ax.set_xticks(range(1, len(COLUMNS) + 1), [c.replace("_", "\n") for c in COLUMNS],
+                          fontsize=7)
+            ax.set_title(f"{layout} layout, {fault} ({len(members)} drills)", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+            if col == 0:
+                ax.set_ylabel("seconds from the fault")
+    profiles = ", ".join(sorted({r.profile for r in results}))
+    figure.suptitle(f"Failover, profile {profiles}" + (f"\n{machine}" if machine else ""),
+                    fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -54,9 +54,9 @@ def neighbour(bridge: str, vip: str) -> Optional[str]:
 
 
 def broker_node(host: str, port: int) -> str:
-    """The node name in the broker's Connection.Start (RabbitMQ's cluster_name: rabbit@NODE)."""
+    """The node in the broker's Connection.Start (RabbitMQ's cluster_name: rabbit@NODE[.DOMAIN])."""
     frame = probe.amqp_start(host, port)
-    found = re.search(rb"rabbit@([A-Za-z0-9_.-]+)", frame)
+    found = re.search(rb"rabbit@([A-Za-z0-9_-]+)", frame)
     return found.group(1).decode() if found else "broker"
 
 

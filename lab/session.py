@@ -39,12 +39,47 @@ def substrate_from_environment() -> str:
     return name
 
 
-def render_stack(out: Path, **overrides) -> Path:
-    """tools/render.py for the lab stack (settings `overrides` on top of Pulumi.lab.yaml)."""
+# Failover profiles the drills compare: the stack's defaults, and the quick settings (a short
+# corosync token; no throttling on the host-wide load average containers report, see README).
+PROFILES = {
+    "default": {},
+    "fast": {"cluster": {"tokenMs": 1000, "loadThresholdPercent": 1000}},
+}
+
+
+def stack_config(profile: str = "default", layout: str | None = None) -> dict:
+    """Pulumi.lab.yaml's settings with a failover profile (and a HAProxy layout) on top."""
     raw = render.stack_config(STACK)
-    raw.update(overrides)
+    for section, values in PROFILES[profile].items():
+        raw[section] = {**raw.get(section, {}), **values}
+    if layout:
+        raw["cluster"] = {**raw["cluster"], "haproxyLayout": layout}
+    return raw
+
+
+def profile_from_environment() -> str:
+    """`OSHA_LAB_PROFILE` (make lab PROFILE=...); the stack's defaults unless it names another."""
+    name = os.environ.get("OSHA_LAB_PROFILE", "default")
+    if name not in PROFILES:
+        raise SystemExit(f"OSHA_LAB_PROFILE={name}: expected one of {', '.join(PROFILES)}")
+    return name
+
+
+def render_stack(out: Path, profile: str = "default", layout: str | None = None) -> Path:
+    """tools/render.py for the lab stack; the settings it used are kept beside the render."""
+    raw = stack_config(profile, layout)
     render.write(render.run_program(raw, STACK), out)
+    (out / "settings.json").write_text(json.dumps(raw, indent=2) + "\n")
     return out
+
+
+def exit_on_signals() -> None:
+    """SIGTERM and Ctrl-C end the lab (by its recorded PIDs) before the program exits."""
+    def stop(signum, _frame):
+        ensure_down()
+        sys.exit(f"lab interrupted by signal {signum}")
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
 
 
 def build(substrate: str) -> Path:
@@ -63,16 +98,29 @@ class Lab:
     """The running lab: the rendered stack, its nodes, and a replayer into the namespace."""
 
     def __init__(self, rendered: Path, substrate: str = "containers", base: Path | None = None):
-        self.rendered = rendered
-        self.manifest = json.loads((rendered / "manifest.json").read_text())
+        self.use(rendered)
         self.log_dir = rendered.parent / "replay-logs"
-        self.settings = stack_settings.parse(render.stack_config(STACK), STACK)
         self.mysql_datadir = self.settings.cluster.mysql_datadir
         base = base or build(substrate)
         self.nodes: Substrate = (
             Containers(rendered, base, self.settings.shared_storage.device)
             if substrate == "containers" else VMs(rendered, base))
         self.hypervisor = hypervisor.Hypervisor(self.manifest["network"], self.nodes)
+
+    def use(self, rendered: Path) -> None:
+        """Take `rendered` (tools/render.py's output, with its settings) as the stack."""
+        self.rendered = rendered
+        self.manifest = json.loads((rendered / "manifest.json").read_text())
+        self.settings = stack_settings.parse(
+            json.loads((rendered / "settings.json").read_text()), STACK)
+
+    def update_to(self, rendered: Path) -> list[replay.Result]:
+        """`pulumi up` from the current render to `rendered`: only new and changed steps run."""
+        changed = replay.changed_steps(replay.Rendered.load(self.rendered),
+                                       replay.Rendered.load(rendered))
+        results = self.replayer(rendered).run("update", changed)
+        self.use(rendered)
+        return results
 
     def replayer(self, rendered: Path | None = None) -> replay.Replayer:
         return replay.Replayer(replay.Rendered.load(rendered or self.rendered),
@@ -132,7 +180,7 @@ def main() -> int:
     if args.action == "down":
         ensure_down()
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    exit_on_signals()
     lab = Lab(render_stack(args.dir / "rendered"), args.substrate)
     try:
         lab.up()

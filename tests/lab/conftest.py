@@ -1,6 +1,7 @@
 """The running lab, shared by every lab test of one pytest session and torn down at its end.
 
-The substrate comes from OSHA_LAB_SUBSTRATE (`containers`, the default, or `vms`).
+The substrate comes from OSHA_LAB_SUBSTRATE (`containers`, the default, or `vms`), the failover
+profile from OSHA_LAB_PROFILE (`default` or `fast`, lab/session.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ def _exit_on_signal(signum, _frame) -> None:
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     """The lab stack rendered, its rootfs or image built (or reused), hypervisor and nodes up."""
-    rendered = session.render_stack(tmp_path_factory.mktemp("lab") / "rendered")
+    rendered = session.render_stack(tmp_path_factory.mktemp("lab") / "rendered",
+                                    profile=session.profile_from_environment())
     running = session.Lab(rendered, session.substrate_from_environment())
     previous = {s: signal.signal(s, _exit_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
