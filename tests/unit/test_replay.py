@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from tools import replay
+from tests.conftest import stack_config
+from tools import render, replay
 
 RECORDER = """#!/usr/bin/env python3
 # Stands in for the process a step starts (ssh to a node, or a local interpreter): records its
@@ -117,3 +118,12 @@ def test_changed_steps_are_exactly_the_edited_ones(rendered, tmp_path):
     script = new_dir / unchanged.steps[victim]["files"]["create"]
     script.write_text(script.read_text() + "# edited\n")
     assert replay.changed_steps(old, replay.Rendered.load(new_dir)) == [victim]
+
+
+def test_a_second_render_changes_no_step(rendered, tmp_path):
+    """Rendering is reproducible (keys included, whatever their file format), so a re-render of
+    an unchanged stack gives `pulumi up` nothing to run."""
+    again = tmp_path / "again"
+    render.write(render.run_program(stack_config("dev"), "dev"), again)
+    assert replay.changed_steps(replay.Rendered.load(rendered("dev")),
+                                replay.Rendered.load(again)) == []
