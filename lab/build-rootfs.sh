@@ -1,8 +1,8 @@
 #!/bin/bash
 # Builds the lab's Debian 12 root filesystem once per machine: every package the stack's debian
 # family installs (templates/packages/debian.txt) plus the lab's extras (rootfs-packages.txt),
-# then the layers in lab/rootfs.d/*.sh, in name order. Containers boot overlays of it read-only;
-# the VM image (build-image.sh) is derived from it. Cached by content: the directory is named
+# then the layers lab/rootfs.d/*.sh, in name order (see lab/rootfs.d/README). Containers boot
+# overlays of it read-only; the VM image (build-image.sh) is derived from it. Cached by content: the directory is named
 # after a hash of this script, the package lists, the lab's units and the layers.
 # Prints the directory holding root/.
 set -euo pipefail
@@ -10,8 +10,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 cache=${OSHA_LAB_CACHE:-/var/cache/openstack-ha-lab}
 mirror=${OSHA_LAB_MIRROR:-http://deb.debian.org/debian}
+shopt -s nullglob
+layers=("$here"/rootfs.d/*.sh)
 key=$(cat "$0" "$repo/templates/packages/debian.txt" "$here/rootfs-packages.txt" "$here"/units/* \
-  "$here"/apache/* "$here"/rootfs.d/* | sha256sum | cut -c1-16)
+  "$here"/apache/* "${layers[@]}" | sha256sum | cut -c1-16)
 out=$cache/rootfs-$key
 if [ -f "$out/done" ]; then
   echo "$out"
@@ -80,8 +82,7 @@ cat > "$root/etc/cloud/cloud.cfg.d/90-lab.cfg" <<'CFG'
 # Every lab node is seeded from NoCloud (a seed directory in containers, an ISO in VMs).
 datasource_list: [NoCloud, None]
 CFG
-for layer in "$here"/rootfs.d/*.sh; do
-  [ -e "$layer" ] || continue
+for layer in "${layers[@]}"; do
   echo "layer $(basename "$layer")" >&2
   OSHA_LAB_ROOT=$root bash "$layer" >&2
 done
