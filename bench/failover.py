@@ -3,6 +3,7 @@
 
     python bench/failover.py [--profile default|fast] [--rounds 3] [--substrate containers|vms]
                              [--layouts clone group] [--faults destroy kill cut]
+    python bench/failover.py --show bench/results/failover-*.json     # the README's table
 
 Boots the lab stack (lab/session.py) with the chosen failover profile, converges it with the
 stack's own steps, then per layout runs `rounds` rounds; in a round every fault takes down every
@@ -61,7 +62,13 @@ def main() -> int:
     parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/osha-bench"))
+    parser.add_argument("--show", type=Path, nargs="+", metavar="JSON",
+                        help="print earlier reports as one Markdown table; run nothing")
     args = parser.parse_args()
+    if args.show:
+        results = [r for path in args.show for r in drill.load(path)[1]]
+        print(drill.markdown(results))
+        return 0
     session.exit_on_signals()
     results: list[drill.Failover] = []
     lab = session.Lab(session.render_stack(args.work / f"rendered-{args.layouts[0]}",

@@ -295,8 +295,9 @@ def summary(results: list[Failover]) -> list[dict]:
     return rows
 
 
-def table(results: list[Failover]) -> str:
-    """The drill table: median/max seconds per column, `never` counts, safety columns."""
+def rows(results: list[Failover]) -> tuple[list[str], list[list[str]]]:
+    """The drill table's header and rows: median/max seconds per column (`never` counts), then
+    the safety columns (acknowledged/found rows, most nodes at once with the filesystem, VIP)."""
     header = ["profile", "layout", "fault", "n", *COLUMNS, "rows acked/found", "fs max", "vip max"]
     lines = []
     for row in summary(results):
@@ -308,10 +309,29 @@ def table(results: list[Failover]) -> str:
         found, acked = row["rows"].split("/")
         cells += [f"{acked}/{found}", str(row["max_fs_mounts"]), str(row["max_vip_holders"])]
         lines.append(cells)
+    return header, lines
+
+
+def table(results: list[Failover]) -> str:
+    """The drill table as aligned text."""
+    header, lines = rows(results)
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     text = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     text += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
     return "seconds from the fault, median/max:\n" + "\n".join(text)
+
+
+def markdown(results: list[Failover]) -> str:
+    """The drill table as a Markdown table (the README's)."""
+    header, lines = rows(results)
+    return "\n".join("| " + " | ".join(cells) + " |"
+                     for cells in [header, ["---"] * len(header), *lines])
+
+
+def load(path: Path) -> tuple[str, list[Failover]]:
+    """A report written by `report`: the machine and its drills."""
+    data = json.loads(path.read_text())
+    return data["machine"], [Failover(**d) for d in data["drills"]]
 
 
 def report(results: list[Failover], path: Path, machine: str = "") -> str:

@@ -204,3 +204,16 @@ def test_keystone_probe_gets_a_token_then_the_catalogue(stand_in_keystone, passw
         assert json.loads(result.stdout) == StandInKeystone.CATALOGUE
     else:
         assert "HTTP 401" in result.stdout
+
+
+def test_drill_report_round_trips_and_renders_as_markdown(tmp_path):
+    seconds = {c: 2.0 for c in drill.COLUMNS}
+    results = [drill.Failover(layout="group", fault="kill", victim="ctl2", seconds=seconds,
+                              rows_acknowledged=3, rows_found=3, max_fs_mounts=1,
+                              max_vip_holders=1)]
+    drill.report(results, tmp_path / "report.json", "test machine")
+    machine, loaded = drill.load(tmp_path / "report.json")
+    assert machine == "test machine" and loaded == results
+    header, separator, row = drill.markdown(loaded).splitlines()
+    assert header.startswith("| profile | layout | fault | n | membership |")
+    assert row.startswith("| default | group | kill | 1 | 2.0/2.0 |")
