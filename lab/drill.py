@@ -364,7 +364,7 @@ def chart(results: list[Failover], path: Path, machine: str = "") -> None:
             for index, column in enumerate(values, start=1):
                 ax.scatter([index] * len(column), column, s=9, alpha=0.6, zorder=3)
             ax.set_xticks(range(1, len(COLUMNS) + 1), [c.replace("_", "\n") for c in COLUMNS],
-                          fontsize=7)
+                          fontsize=7, rotation=35)
             ax.set_title(f"{layout} layout, {fault} ({len(members)} drills)", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
             if col == 0:
