@@ -76,6 +76,7 @@ def render_stack(out: Path, profile: str = "default", layout: str | None = None)
 def exit_on_signals() -> None:
     """SIGTERM and Ctrl-C end the lab (by its recorded PIDs) before the program exits."""
     def stop(signum, _frame):
+        replay.STOP.set()
         ensure_down()
         sys.exit(f"lab interrupted by signal {signum}")
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,7 @@ import json
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                "-o", "ConnectTimeout=20", "-o", "ServerAliveInterval=15",
                "-o", "ServerAliveCountMax=4")
+
+
+# Set when the run is being stopped (SIGTERM, Ctrl-C): nothing dials again.
+STOP = threading.Event()
 
 
 class StepFailed(RuntimeError):
@@ -136,9 +141,9 @@ class Replayer:
             completed = subprocess.run(self._argv(name, script), input=stdin,
                                        capture_output=True, text=True, timeout=1800)
             # ssh exits 255 when it cannot connect; anything else is the script's own answer.
-            if completed.returncode != 255 or attempt == attempts:
+            if completed.returncode != 255 or attempt == attempts or STOP.is_set():
                 return completed
-            time.sleep(min(connection.get("perDialTimeout", 15), 10))
+            STOP.wait(min(connection.get("perDialTimeout", 15), 10))
         raise AssertionError("unreachable")
 
     def run_step(self, name: str, phase: str) -> Result:

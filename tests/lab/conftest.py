@@ -11,11 +11,13 @@ import sys
 import pytest
 
 from lab import session
+from tools import replay
 
 
 def _exit_on_signal(signum, _frame) -> None:
     # SIGTERM (CI timeout, kill) or Ctrl-C: end the lab first, so no step still running on a node
     # keeps the run waiting, then raise so the fixture's teardown runs too.
+    replay.STOP.set()
     session.ensure_down()
     sys.exit(f"lab interrupted by signal {signum}")
 
