@@ -155,12 +155,16 @@ def cleanup() -> None:
     detach its loop devices."""
     recorded = state()
     if NAMESPACE in run("ip", "netns", "list", check=False).stdout.split() and "uri" in recorded:
-        for domain in virsh("list", "--all", "--name", check=False, timeout=60).stdout.split():
-            virsh("destroy", domain, check=False, timeout=60)
-            virsh("undefine", domain, check=False, timeout=60)
-        for network in virsh("net-list", "--all", "--name", check=False, timeout=60).stdout.split():
-            virsh("net-destroy", network, check=False, timeout=60)
-            virsh("net-undefine", network, check=False, timeout=60)
+        try:
+            for domain in virsh("list", "--all", "--name", check=False, timeout=60).stdout.split():
+                virsh("destroy", domain, check=False, timeout=60)
+                virsh("undefine", domain, check=False, timeout=60)
+            for network in virsh("net-list", "--all", "--name", check=False,
+                                 timeout=60).stdout.split():
+                virsh("net-destroy", network, check=False, timeout=60)
+                virsh("net-undefine", network, check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            pass  # a libvirtd that does not answer is ended by its PID below, with its domains
     for name in ("sshd", "libvirtd", "virtlogd"):
         pid: Optional[int] = recorded.get("pids", {}).get(name)
         if pid and _alive(pid):

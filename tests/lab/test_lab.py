@@ -217,7 +217,7 @@ def drill_round(lab, drills: list) -> None:
         holder = lab.holder_of_vip()
         victim = holder if holder in pending else pending[0]
         pending.remove(victim)
-        result = drill.run_drill(lab, layout, victim, fault)
+        result = drill.run_drill(lab, layout, victim, fault, session.profile_from_environment())
         drills.append(result)
         assert result.survivor != result.victim, result
         assert result.rows_found == result.rows_acknowledged > 0, result
