@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # The embedded default backend (Pulumi.yaml) keeps state in ~/.pulumi-openstack-ha.
 STATE_DIR := $(HOME)/.pulumi-openstack-ha
 
-.PHONY: deps venv test lab lab-deps bench up preview destroy render settings-doc pulumi-cli ephemeral render-diff
+.PHONY: deps venv test lab lab-deps lab-vms lab-deps-vms bench up preview destroy render settings-doc pulumi-cli ephemeral render-diff
 
 # Debian packages the tests run (listed in .ci/packages.txt); installs only what is missing.
 deps:
@@ -23,16 +23,27 @@ venv: $(VENV)/.installed
 test: deps venv
 	$(PYTHON) -m pytest -q
 
-# Real VMs under libvirt in a private network namespace (slow; see tests/lab).
+# The lab: the stack's own steps on libvirt LXC containers in a private network namespace
+# (tests/lab; converge, checks, a failover round per layout, re-run, delete). `make lab-vms` runs
+# the same tests on qemu VMs under software emulation (slow). PROFILE=fast for the quick failover
+# settings (lab/session.py).
+PROFILE ?= default
 lab-deps: deps
 	bash .ci/install-deps lab/host-packages.txt
 
-lab: lab-deps venv
-	$(PYTHON) -m pytest -q -s -m lab tests/lab --durations=0
+lab-deps-vms: lab-deps
+	bash .ci/install-deps lab/host-packages-vms.txt
 
-# The failover drill for both HAProxy layouts: a table on stdout, JSON in bench/results/.
+lab: lab-deps venv
+	OSHA_LAB_PROFILE=$(PROFILE) $(PYTHON) -m pytest -q -s -m lab tests/lab --durations=0
+
+lab-vms: lab-deps-vms venv
+	OSHA_LAB_SUBSTRATE=vms OSHA_LAB_PROFILE=$(PROFILE) $(PYTHON) -m pytest -q -s -m lab tests/lab --durations=0
+
+# The failover drill bench: 3 rounds of every fault on every control node, both HAProxy layouts;
+# a table, bench/results/failover-$(PROFILE).json and .png.
 bench: lab-deps venv
-	$(PYTHON) bench/failover.py
+	$(PYTHON) bench/failover.py --profile $(PROFILE)
 
 render: venv
 	$(PYTHON) tools/render.py --stack $(STACK) --out rendered/$(STACK)

@@ -273,6 +273,16 @@ class Cluster(Section):
                                                       doc="services run on exactly one node")
     tcp_keepalive: TcpKeepalive = setting(TcpKeepalive, "kernel keepalives against half-dead "
                                           "connections after a failover")
+    # Failover speed (bench/failover.py measures both).
+    token_ms: int = setting(3000, "corosync's token timeout (ms): a lost node is noticed after "
+                            "about token + consensus (1.2 x token), plus 650 ms per node past two; "
+                            "lower fails over faster and raises false alarms on a loaded host; "
+                            "changed on a running cluster by `pcs cluster config update`",
+                            ge=300, le=60000)
+    load_threshold_percent: int = setting(
+        80, "Pacemaker's `load-threshold`: above it the controller runs fewer actions at once "
+        "and waits between them, delaying a failover by seconds; containers report the whole "
+        "host's load, so raise it where nodes share a host", ge=1, le=10000)
 
     keepalive_time = property(lambda self: self.tcp_keepalive.time)
     keepalive_intvl = property(lambda self: self.tcp_keepalive.intvl)
@@ -288,6 +298,9 @@ class Fencing(Section):
     delay_base_seconds: Optional[int] = setting(derived="10 with two control nodes, else 0",
                                                 doc="one side's delay against a fence race",
                                                 ge=0, le=600)
+    action: Literal["reboot", "off"] = setting(
+        "reboot", "`reboot`: a fenced node is powered off and on and rejoins by itself; `off`: it "
+        "stays down until someone starts it (fencing completes without waiting for the start)")
 
     @rule()
     def _off_is_acknowledged(self):

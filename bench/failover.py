@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
-"""The failover drill on the lab, for both HAProxy layouts in one run; prints a table, writes JSON.
+"""The failover drill bench: every fault, every control node as victim, both HAProxy layouts.
 
-    python bench/failover.py [--out bench/results/failover.json] [--layouts clone group]
+    python bench/failover.py [--profile default|fast] [--rounds 3] [--substrate containers|vms]
+                             [--layouts clone group] [--faults destroy kill cut]
+    python bench/failover.py --show bench/results/failover-*.json     # the README's table
 
-Boots the lab stack (lab/session.py), converges it with the stack's own steps (keystone
-bootstrapped before the repoint, lab/keystone.py), then for each
-layout kills each control node in turn while it holds the VIP (lab/drill.py). The layout is
-switched the way a user would: a changed setting, re-rendered, and only the changed steps run.
-Everything it started is ended when it stops.
+Boots the lab stack (lab/session.py) with the chosen failover profile, converges it with the
+stack's own steps, then per layout runs `rounds` rounds; in a round every fault takes down every
+control node once (lab/drill.py). The victim is the node that holds the VIP when it is free to be
+chosen, so the core group is moved only when needed. The layout is switched the way a user
+would: a changed setting, re-rendered, and only the changed steps run. Prints the table (median
+and max per column), writes every drill to bench/results/failover-PROFILE.json and draws
+bench/results/failover-PROFILE.png. Everything it started is ended when it stops.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 from pathlib import Path
 
@@ -19,50 +25,72 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from lab import drill, session  # noqa: E402
-from tools import render  # noqa: E402
-from tools import replay  # noqa: E402
+from lab.substrate import FAULTS  # noqa: E402
 
 
-def converge(lab: session.Lab, rendered: Path, previous: replay.Rendered | None) -> None:
-    """Run every stack step new or changed since `previous` (the whole stack the first time)."""
-    if previous is None:
-        lab.converge()
-        return
-    steps = replay.Rendered.load(rendered)
-    lab.replayer(rendered).run("update", replay.changed_steps(previous, steps))
+def machine() -> str:
+    """Which machine measured: CPU model, cores, memory."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), platform.processor())
+    memory_gib = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 ** 2
+    return f"{cpu}, {os.cpu_count()} cores, {memory_gib:.0f} GiB"
+
+
+def drills(lab: session.Lab, layout: str, rounds: int, faults: list[str],
+           profile: str) -> list[drill.Failover]:
+    """Each round: every fault on every control node, victims taken as the VIP moves."""
+    results = []
+    for _ in range(rounds):
+        for fault in faults:
+            pending = list(lab.controls)
+            while pending:
+                drill.wait_settled(lab)
+                holder = lab.holder_of_vip()
+                victim = holder if holder in pending else pending[0]
+                pending.remove(victim)
+                results.append(drill.run_drill(lab, layout, victim, fault, profile))
+    return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "failover.json")
+    parser.add_argument("--profile", choices=sorted(session.PROFILES), default="default")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--substrate", choices=session.SUBSTRATES,
+                        default=session.substrate_from_environment())
     parser.add_argument("--layouts", nargs="+", default=["clone", "group"])
+    parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/osha-bench"))
+    parser.add_argument("--show", type=Path, nargs="+", metavar="JSON",
+                        help="print earlier reports as one Markdown table; run nothing")
     args = parser.parse_args()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    first = session.render_stack(args.work / f"rendered-{args.layouts[0]}",
-                                 cluster=layout_cluster(args.layouts[0]))
-    lab = session.Lab(first, session.build_image())
+    if args.show:
+        results = [r for path in args.show for r in drill.load(path)[1]]
+        print(drill.markdown(results))
+        return 0
+    session.exit_on_signals()
     results: list[drill.Failover] = []
+    lab = session.Lab(session.render_stack(args.work / f"rendered-{args.layouts[0]}",
+                                           profile=args.profile, layout=args.layouts[0]),
+                      args.substrate)
     try:
         lab.up()
-        previous = None
-        for layout in args.layouts:
+        for index, layout in enumerate(args.layouts):
             rendered = session.render_stack(args.work / f"rendered-{layout}",
-                                            cluster=layout_cluster(layout))
-            converge(lab, rendered, previous)
-            previous = replay.Rendered.load(rendered)
-            for node in lab.controls:
-                results.append(drill.run_drill(lab, layout, node,
-                                               first_row=10_000 * (len(results) + 1)))
-        drill.report(results, args.out)
+                                            profile=args.profile, layout=layout)
+            if index == 0:
+                lab.converge()
+            else:
+                lab.update_to(rendered)
+            results += drills(lab, layout, args.rounds, args.faults, args.profile)
     finally:
         session.ensure_down()
+        if results:
+            name = f"failover-{args.profile}"
+            drill.report(results, args.out / f"{name}.json", machine())
+            drill.chart(results, args.out / f"{name}.png", machine())
     return 0
-
-
-def layout_cluster(layout: str) -> dict:
-    """Pulumi.lab.yaml's cluster settings with `haproxyLayout` set."""
-    return {**render.stack_config(session.STACK)["cluster"], "haproxyLayout": layout}
 
 
 if __name__ == "__main__":

@@ -120,6 +120,7 @@ def pcs_commands(settings: Settings, device: str, stonith: list[StonithDevice]) 
         *constraints(settings, stonith),
         ["tag", "create", TAG, *dict.fromkeys(tagged)],
         ["property", "set", f"stonith-enabled={'true' if stonith else 'false'}"],
+        ["property", "set", f"load-threshold={settings.cluster.load_threshold_percent}%"],
         ["resource", "defaults", "update", f"resource-stickiness={settings.cluster.stickiness}"],
     ]
 

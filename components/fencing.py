@@ -49,6 +49,8 @@ def stonith_devices(settings: Settings, controls: list[ClusterNode]) -> list[Sto
         else:
             params = [("key_file", XVM_KEY_FILE), ("port", control.domain_name)]
         params.append(("pcmk_host_list", node.name))
+        if settings.fencing.action != "reboot":
+            params.append(("pcmk_reboot_action", settings.fencing.action))
         # Two nodes: the first one's device waits, so both cannot shoot each other at once.
         if len(controls) == 2 and index == 0 and settings.fencing.delay_base_seconds:
             params.append(("pcmk_delay_base", f"{settings.fencing.delay_base_seconds}s"))

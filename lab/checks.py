@@ -52,14 +52,16 @@ def parse_crm_mon(text: str) -> ClusterView:
 
 
 def mounted_on(lab, directory: str) -> list[str]:
-    """Control nodes (answering) that have `directory` mounted."""
-    mounted = []
-    for node in lab.controls:
-        if lab.machines.is_running(node):
-            result = lab.ssh(node, f"findmnt -n {directory}", timeout=60)
-            if result.returncode == 0 and result.stdout.strip():
-                mounted.append(node["name"])
-    return mounted
+    """Control nodes that have `directory` mounted (read through the substrate)."""
+    return [node["name"] for node in lab.controls
+            if any(line.split()[4] == directory
+                   for line in (lab.nodes.mountinfo(node) or "").splitlines())]
+
+
+def vip_on(lab) -> list[str]:
+    """Control nodes that have the VIP configured (read through the substrate)."""
+    vip = f" {lab.manifest['vip']}/"
+    return [node["name"] for node in lab.controls if vip in (lab.nodes.addresses(node) or "")]
 
 
 def probe(kind: str, host: str, port: int, *rest: str) -> tuple[bool, str]:

@@ -1,66 +1,68 @@
-"""The failover drill: hard-kill the node holding the VIP and time the cluster's recovery.
+"""The failover drill: take down the node holding the VIP and time the cluster's recovery.
 
-From the kill (`virsh destroy`): corosync membership change and fencing (seen by a survivor),
-the VIP answering, HAProxy serving, MySQL accepting writes, the broker accepting connections
-and keystone issuing a token through the VIP (probed from the lab network). Rows written before
-the kill must all be there afterwards, and the shared filesystem must never be mounted on two
-nodes. The fenced node must rejoin: fence_virsh's reboot starts it again (the drill starts it
-when it is still off).
+Faults (lab/substrate.py): `destroy` (libvirt's hard stop), `kill` (SIGKILL of the container's
+init, or of a VM's emulator) and `cut` (the node's link down on the host side: it keeps running,
+isolated, and must be fenced; the split-brain case). Seconds from the fault to:
 
-Resolution: the probes run side by side every loop and are timed when they answer; membership
-and fencing are read over SSH from a survivor (crm_mon, stonith_admin), so under emulation
-they show up seconds after the fact: upper bounds, which can trail the VIP's figure.
+- membership: a survivor's Pacemaker sees the victim lost;
+- fenced: a survivor's Pacemaker learns that the victim was fenced;
+- vip: ARP for the VIP answered by a MAC that is not the victim's;
+- haproxy: HAProxy's statistics page answering at the VIP, reached at a survivor's MAC;
+- mysql_write: a row committed through the VIP by a server whose @@hostname is a survivor's;
+- broker: the broker at the VIP starting an AMQP connection, as a survivor's node;
+- keystone_token: keystone issuing a token through the VIP, reached at a survivor's MAC;
+- rejoin: the victim online again in a survivor's view.
+
+The probes run side by side in one process inside the lab network (lab/prober.py), each stamped
+when its answer changes; membership, fencing and rejoin are read from a survivor's Pacemaker
+log (millisecond stamps), polled every half second through the substrate's way in. Throughout, every node's mount table and addresses are sampled
+from the host (through each container's init, which also works while a node is cut off): the
+shared filesystem and the VIP must never be on two nodes at once. A writer commits rows through
+the VIP during the whole drill; every commit it saw acknowledged must be there afterwards.
 """
 from __future__ import annotations
 
+import json
+import re
+import statistics
 import subprocess
+import sys
+import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
 
 from lab import checks, keystone
-from lab.hypervisor import virsh
+from lab.hypervisor import BRIDGE, in_namespace
 
-POLL_SECONDS = 1.0
-DEADLINE_SECONDS = 600
+REPO = Path(__file__).resolve().parent.parent
+DEADLINE_SECONDS = 300
+SAMPLE_SECONDS = 0.25
 STATS_PORT = 8404
 BROKER_PORT = 5672
-MILESTONES = ("membership", "fenced", "vip", "haproxy", "mysql_write", "broker", "keystone_token")
-PROBED = MILESTONES[2:]
+PROBED = ("vip", "haproxy", "mysql_write", "broker", "keystone_token")
+MILESTONES = ("membership", "fenced", *PROBED)
+COLUMNS = (*MILESTONES, "rejoin")
 
 
 @dataclass
 class Failover:
     layout: str
+    fault: str
     victim: str
+    profile: str = "default"
     survivor: Optional[str] = None
     seconds: dict[str, Optional[float]] = field(default_factory=dict)
-    rows_written: int = 0
+    rows_acknowledged: int = 0
     rows_found: int = 0
-    max_mounts: int = 0
-    rejoin_seconds: Optional[float] = None
+    max_fs_mounts: int = 0
+    max_vip_holders: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def write_rows(vip: str, first: int, count: int) -> int:
-    """Rows committed through the VIP before the kill."""
-    values = ",".join(f"({i})" for i in range(first, first + count))
-    result = checks.mysql(vip, f"INSERT INTO writes (id) VALUES {values};")
-    if result.returncode != 0:
-        raise RuntimeError(f"writing rows through the VIP: {result.stderr}")
-    return count
-
-
-def _survivor_view(lab, survivors: list[dict]) -> Optional[checks.ClusterView]:
-    for node in survivors:
-        try:
-            return checks.cluster_view(lab, node)
-        except (RuntimeError, OSError):
-            continue
-    return None
 
 
 def place_on(lab, node: dict) -> None:
@@ -74,104 +76,303 @@ def place_on(lab, node: dict) -> None:
             raise RuntimeError(f"{command}: {result.stderr}")
 
 
-def run_drill(lab, layout: str, victim: dict, first_row: int, rows: int = 50) -> Failover:
-    """Kill `victim` (moved to hold the VIP first) and time the recovery."""
-    vip = lab.manifest["vip"]
+class Prober:
+    """lab/prober.py in the lab namespace; its events collected as they come."""
+
+    def __init__(self, lab, first_row: int):
+        config = {"vip": lab.manifest["vip"], "bridge": BRIDGE, "first_row": first_row,
+                  "stats_port": STATS_PORT, "broker_port": BROKER_PORT,
+                  "deadline_seconds": DEADLINE_SECONDS + 120,
+                  "mysql": {"user": checks.MYSQL_USER, "password": checks.MYSQL_PASSWORD,
+                            "database": checks.MYSQL_DATABASE},
+                  "keystone": {"port": keystone.PORT, "user": keystone.ADMIN_USER,
+                               "project": keystone.ADMIN_PROJECT,
+                               "password": keystone.ADMIN_PASSWORD}}
+        self.config = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="osha-prober-")
+        json.dump(config, self.config)
+        self.config.flush()
+        self.events: list[dict] = []
+        self.process = subprocess.Popen(
+            in_namespace(sys.executable, str(REPO / "lab" / "prober.py"), self.config.name),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.events.append(json.loads(line))
+
+    def current(self, name: str) -> Optional[dict]:
+        seen = [e for e in self.events if e["probe"] == name]
+        return seen[-1] if seen else None
+
+    def wait_all_answering(self, seconds: float = 120) -> None:
+        """Before the fault: every probe answered (by the victim)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if all((self.current(n) or {}).get("ok") for n in PROBED):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"probes not all answering before the fault: "
+                           f"{ {n: self.current(n) for n in PROBED} }")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.reader.join(10)
+        self.config.close()
+
+    def first_survivor_answer(self, name: str, since: float, victim_ids: set[str]) -> Optional[float]:
+        for event in self.events:
+            if (event["probe"] == name and event["t"] >= since and event["ok"]
+                    and event["by"] not in victim_ids):
+                return round(event["t"] - since, 2)
+        return None
+
+    def acknowledged(self) -> list[int]:
+        return [e["id"] for e in self.events if e["probe"] == "mysql_write" and "id" in e]
+
+
+class Sampler:
+    """Every node's mounts and addresses, sampled from the host until stopped."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.max_fs = 0
+        self.max_vip = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            self.max_fs = max(self.max_fs, len(checks.mounted_on(self.lab, self.lab.mysql_datadir)))
+            self.max_vip = max(self.max_vip, len(checks.vip_on(self.lab)))
+            self.stopped.wait(SAMPLE_SECONDS)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(30)
+
+
+PACEMAKER_LOG = "/var/log/pacemaker/pacemaker.log"
+# What Pacemaker 2.1 logs on every node when a peer is lost, fenced and back (its fencer's view).
+LOG_EVENTS = {"membership": "pacemaker-fenced .* Node {v} state is now lost",
+              "fenced": "Peer {v} was terminated .*: OK",
+              "rejoin": "pacemaker-fenced .* Node {v} state is now member"}
+
+
+def cluster_events(lab, survivors: list[dict], victim: str, since: float) -> dict[str, float]:
+    """Seconds from `since` (wall clock) to the first membership loss, fencing and return of
+    `victim` that a survivor's Pacemaker logged after it (log stamps: milliseconds, this clock)."""
+    patterns = {name: re.compile(p.format(v=re.escape(victim))) for name, p in LOG_EVENTS.items()}
+    grep = "|".join(p.format(v=victim) for p in LOG_EVENTS.values())
+    year = datetime.fromtimestamp(since).year
+    for node in survivors:
+        result = lab.nodes.exec(node, f"grep -E '{grep}' {PACEMAKER_LOG} | tail -n 200", timeout=20)
+        if result.returncode != 0:
+            continue
+        found: dict[str, float] = {}
+        for line in result.stdout.splitlines():
+            try:
+                stamp = datetime.strptime(f"{year} {line[:19]}", "%Y %b %d %H:%M:%S.%f")
+            except ValueError:
+                continue
+            seconds = round(stamp.timestamp() - since, 2)
+            if seconds < 0:
+                continue
+            for name, pattern in patterns.items():
+                if name not in found and pattern.search(line):
+                    # Back means back after the fencing.
+                    if name != "rejoin" or ("fenced" in found and seconds >= found["fenced"]):
+                        found[name] = seconds
+        return found
+    return {}
+
+
+def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "default") -> Failover:
+    """Take down `victim` (moved to hold the VIP first) by `fault` and time the recovery."""
     place_on(lab, victim)
     survivors = [n for n in lab.controls if n is not victim]
-    result = Failover(layout=layout, victim=victim["name"])
-    result.rows_written = write_rows(vip, first_row, rows)
-    attempts = iter(range(first_row + rows, first_row + 1000))
-    probes: dict[str, Callable[[], bool]] = {
-        "vip": lambda: checks.probe("tcp", vip, STATS_PORT)[0],
-        "haproxy": lambda: checks.probe("http", vip, STATS_PORT, "/")[1] == "200",
-        # A fresh id per attempt: a write that committed but lost its answer must not turn
-        # every later attempt into a duplicate-key failure.
-        "mysql_write": lambda: checks.mysql(
-            vip, f"INSERT INTO writes (id) VALUES ({next(attempts)});", timeout=5).returncode == 0,
-        "broker": lambda: checks.probe("amqp", vip, BROKER_PORT)[1] == "amqp",
-        "keystone_token": lambda: keystone.catalogue(vip) is not None,
-    }
-    killed = time.monotonic()
-    elapsed = lambda: round(time.monotonic() - killed, 1)  # noqa: E731
-
-    def attempt(name: str) -> tuple[bool, float]:
-        try:
-            answered = probes[name]()
-        except (subprocess.TimeoutExpired, OSError, ValueError):
-            answered = False
-        return answered, elapsed()
-
-    virsh("destroy", victim["domain"])
-    pending = set(MILESTONES)
-    with ThreadPoolExecutor(max_workers=len(PROBED)) as pool:
-        while pending and time.monotonic() - killed < DEADLINE_SECONDS:
-            # The probes run side by side, each timed when it answers: a slow one (a connect
-            # timeout) does not delay the others' figures.
-            probing = {n: pool.submit(attempt, n) for n in PROBED if n in pending}
-            view = _survivor_view(lab, survivors)
-            if view is not None:
-                if "membership" in pending and victim["name"] not in view.online:
-                    result.seconds["membership"] = elapsed()
-                    pending.discard("membership")
-                if "fenced" in pending and _fenced(lab, survivors, victim["name"]):
-                    result.seconds["fenced"] = elapsed()
-                    pending.discard("fenced")
-            for name, future in probing.items():
-                answered, seconds = future.result()
-                if answered:
-                    result.seconds[name] = seconds
-                    pending.discard(name)
-            mounts = len(checks.mounted_on(lab, lab.mysql_datadir))
-            result.max_mounts = max(result.max_mounts, mounts)
-            time.sleep(POLL_SECONDS)
-    for name in pending:
-        result.seconds[name] = None
-    found = checks.mysql(vip, f"SELECT COUNT(*) FROM writes WHERE id BETWEEN {first_row} "
-                              f"AND {first_row + rows - 1};")
-    result.rows_found = int(found.stdout.strip() or 0) if found.returncode == 0 else 0
+    result = Failover(layout=layout, fault=fault, victim=victim["name"], profile=profile)
+    victim_ids = {victim["mac"], victim["name"]}
+    prober = Prober(lab, next_row(lab))
+    sampler = Sampler(lab)
+    try:
+        prober.wait_all_answering()
+        killed, killed_wall = time.monotonic(), time.time()
+        lab.nodes.kill(victim, fault)
+        seen: dict[str, float] = {}
+        while time.monotonic() - killed < DEADLINE_SECONDS:
+            seen.update(cluster_events(lab, survivors, victim["name"], killed_wall))
+            for name in PROBED:
+                answered = prober.first_survivor_answer(name, killed, victim_ids)
+                if answered is not None:
+                    seen.setdefault(name, answered)
+            if all(c in seen for c in COLUMNS):
+                break
+            time.sleep(0.5)
+    finally:
+        prober.stop()
+        sampler.stop()
+        if fault == "cut":
+            lab.nodes.heal(victim)
+    result.seconds = {c: seen.get(c) for c in COLUMNS}
+    result.max_fs_mounts, result.max_vip_holders = sampler.max_fs, sampler.max_vip
+    acknowledged = prober.acknowledged()
+    result.rows_acknowledged = len(acknowledged)
+    result.rows_found = rows_present(lab, acknowledged)
     result.survivor = lab.holder_of_vip()["name"]
-    result.rejoin_seconds = rejoin(lab, victim, killed)
+    if not lab.nodes.is_running(victim):
+        # Fencing did not start it again (it failed, or it stopped short of `on`).
+        lab.nodes.start(victim)
+    print(f"drill {layout}/{fault} victim {victim['name']}: {result.seconds}", file=sys.stderr,
+          flush=True)
     return result
 
 
-def _fenced(lab, survivors: list[dict], victim: str) -> bool:
-    """A survivor's fencing history shows the victim fenced successfully."""
-    for node in survivors:
-        history = lab.ssh(node, f"stonith_admin --history {victim} --output-as=xml", timeout=60)
-        if history.returncode == 0:
-            return 'status="success"' in history.stdout
-    return False
+def next_row(lab) -> int:
+    """The first row id no drill has used yet."""
+    result = checks.mysql(lab.manifest["vip"], "SELECT COALESCE(MAX(id), 0) + 1 FROM writes;")
+    if result.returncode != 0:
+        raise RuntimeError(f"reading the last row id: {result.stderr}")
+    return int(result.stdout.strip())
 
 
-def rejoin(lab, victim: dict, killed: float) -> Optional[float]:
-    """Seconds from the kill until the cluster sees the victim online again."""
-    if not lab.machines.is_running(victim):
-        lab.machines.start(victim)
-    started = time.monotonic()
-    while time.monotonic() - started < DEADLINE_SECONDS:
-        view = _survivor_view(lab, [n for n in lab.controls if n is not victim])
-        if view is not None and victim["name"] in view.online:
-            return round(time.monotonic() - killed, 1)
-        time.sleep(5)
-    return None
+def rows_present(lab, ids: list[int]) -> int:
+    if not ids:
+        return 0
+    found = checks.mysql(lab.manifest["vip"],
+                         f"SELECT id FROM writes WHERE id BETWEEN {min(ids)} AND {max(ids)};")
+    if found.returncode != 0:
+        raise RuntimeError(f"reading back the drill's rows: {found.stderr}")
+    return len(set(ids) & {int(v) for v in found.stdout.split()})
 
 
-def report(results: list[Failover], path) -> str:
-    """The drill's table (returned and printed) and its JSON (written to `path`)."""
-    import json
+def wait_settled(lab, seconds: float = 300) -> None:
+    """Every control node online and nothing pending or failed, before the next drill."""
+    deadline = time.monotonic() + seconds
+    names = sorted(n["name"] for n in lab.controls)
+    while time.monotonic() < deadline:
+        running = [n for n in lab.controls if lab.nodes.is_running(n)]
+        if running:
+            try:
+                view = checks.cluster_view(lab, running[0])
+                if sorted(view.online) == names and len(view.on("vip")) == 1 and not view.failed:
+                    idle = lab.ssh(running[0], "crm_resource --wait --timeout=60", timeout=90)
+                    if idle.returncode == 0:
+                        return
+            except (RuntimeError, subprocess.TimeoutExpired):
+                pass
+        time.sleep(1)
+    raise RuntimeError("the cluster did not settle with every node online")
 
-    columns = ["layout", "victim", "survivor", *MILESTONES, "rows", "mounts", "rejoin"]
-    rows = [[r.layout, r.victim, r.survivor or "-",
-             *(f"{r.seconds[m]:.1f}" if r.seconds.get(m) is not None else "never"
-               for m in MILESTONES),
-             f"{r.rows_found}/{r.rows_written}", str(r.max_mounts),
-             f"{r.rejoin_seconds:.0f}" if r.rejoin_seconds is not None else "never"]
-            for r in results]
-    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
-    table = "\n".join(lines)
-    print("seconds from the kill:\n" + table, flush=True)
-    path.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
-    return table
+
+# -- reports --------------------------------------------------------------------------------
+def summary(results: list[Failover]) -> list[dict]:
+    """Median and max of every column per (profile, layout, fault)."""
+    groups: dict[tuple[str, str, str], list[Failover]] = {}
+    for r in results:
+        groups.setdefault((r.profile, r.layout, r.fault), []).append(r)
+    rows = []
+    for (profile, layout, fault), members in groups.items():
+        row = {"profile": profile, "layout": layout, "fault": fault, "drills": len(members),
+               "rows": f"{sum(m.rows_found for m in members)}/"
+                       f"{sum(m.rows_acknowledged for m in members)}",
+               "max_fs_mounts": max(m.max_fs_mounts for m in members),
+               "max_vip_holders": max(m.max_vip_holders for m in members)}
+        for column in COLUMNS:
+            values = [m.seconds.get(column) for m in members]
+            present = [v for v in values if v is not None]
+            row[column] = ((statistics.median(present), max(present)) if present else None,
+                           len(values) - len(present))
+        rows.append(row)
+    return rows
+
+
+def rows(results: list[Failover]) -> tuple[list[str], list[list[str]]]:
+    """The drill table's header and rows: median/max seconds per column (`never` counts), then
+    the safety columns (acknowledged/found rows, most nodes at once with the filesystem, VIP)."""
+    header = ["profile", "layout", "fault", "n", *COLUMNS, "rows acked/found", "fs max", "vip max"]
+    lines = []
+    for row in summary(results):
+        cells = [row["profile"], row["layout"], row["fault"], str(row["drills"])]
+        for column in COLUMNS:
+            figures, missing = row[column]
+            cell = f"{figures[0]:.1f}/{figures[1]:.1f}" if figures else "never"
+            cells.append(cell + (f" ({missing} never)" if missing and figures else ""))
+        found, acked = row["rows"].split("/")
+        cells += [f"{acked}/{found}", str(row["max_fs_mounts"]), str(row["max_vip_holders"])]
+        lines.append(cells)
+    return header, lines
+
+
+def table(results: list[Failover]) -> str:
+    """The drill table as aligned text."""
+    header, lines = rows(results)
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    text = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    text += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
+    return "seconds from the fault, median/max:\n" + "\n".join(text)
+
+
+def markdown(results: list[Failover]) -> str:
+    """The drill table as a Markdown table (the README's)."""
+    header, lines = rows(results)
+    return "\n".join("| " + " | ".join(cells) + " |"
+                     for cells in [header, ["---"] * len(header), *lines])
+
+
+def load(path: Path) -> tuple[str, list[Failover]]:
+    """A report written by `report`: the machine and its drills."""
+    data = json.loads(path.read_text())
+    return data["machine"], [Failover(**d) for d in data["drills"]]
+
+
+def report(results: list[Failover], path: Path, machine: str = "") -> str:
+    """Prints the table, writes every drill as JSON to `path` and returns the table."""
+    text = table(results)
+    print(text, flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine, "drills": [r.as_dict() for r in results]},
+                               indent=2) + "\n")
+    return text
+
+
+def chart(results: list[Failover], path: Path, machine: str = "") -> None:
+    """One panel per layout and fault: each column's distribution over the drills (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layouts = sorted({r.layout for r in results})
+    faults = [f for f in ("destroy", "kill", "cut") if any(r.fault == f for r in results)]
+    figure, axes = plt.subplots(len(layouts), len(faults), squeeze=False, sharey=True,
+                                figsize=(4.2 * len(faults), 3.4 * len(layouts)))
+    for row, layout in enumerate(layouts):
+        for col, fault in enumerate(faults):
+            members = [r for r in results if r.layout == layout and r.fault == fault]
+            values = [[m.seconds[c] for m in members if m.seconds.get(c) is not None]
+                      for c in COLUMNS]
+            ax = axes[row][col]
+            ax.boxplot([v or [float("nan")] for v in values], showfliers=False)
+            for index, column in enumerate(values, start=1):
+                ax.scatter([index] * len(column), column, s=9, alpha=0.6, zorder=3)
+            ax.set_xticks(range(1, len(COLUMNS) + 1), [c.replace("_", "\n") for c in COLUMNS],
+                          fontsize=7, rotation=35)
+            ax.set_title(f"{layout} layout, {fault} ({len(members)} drills)", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+            if col == 0:
+                ax.set_ylabel("seconds from the fault")
+    profiles = ", ".join(sorted({r.profile for r in results}))
+    figure.suptitle(f"Failover, profile {profiles}" + (f"\n{machine}" if machine else ""),
+                    fontsize=10)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -2,8 +2,11 @@
 
 libvirtd and virtlogd run in the namespace (no systemd or dbus needed), the stack's network is an
 isolated libvirt network there (no <forward>: nothing routes out), and an sshd bound to the
-network's gateway address lets the VMs' fence_virsh log in. Every process the lab starts is
-recorded by PID in its run directory and ended by that PID, on success, failure and interrupt.
+network's gateway address lets the nodes' fence_virsh log in (its sessions talk to the lab's
+libvirt driver: `SetEnv LIBVIRT_DEFAULT_URI`). What libvirtd needs around it differs per node
+substrate (lab/substrate.py): the substrate gives the shell that prepares libvirtd's private mount
+namespace. Every process the lab starts is recorded by PID in its run directory and ended by
+that PID, on success, failure and interrupt.
 """
 from __future__ import annotations
 
@@ -20,15 +23,24 @@ from typing import Optional
 NAMESPACE = "osha-lab"
 RUN_DIR = Path("/run/osha-lab")  # Pulumi.lab.yaml points the fencing key's authorized_keys here
 STATE_DIR = Path("/var/lib/osha-lab")
-PIDS = RUN_DIR / "pids.json"
+STATE = RUN_DIR / "state.json"  # recorded PIDs, the libvirt URI, loop devices
 BRIDGE = "oshalab0"
-PRIVATE_DEV = ('dev=$(mktemp -d) && mount -t tmpfs -o mode=755 tmpfs "$dev" '
-               '&& { cp -a /dev/. "$dev"/ 2>/dev/null || true; } && rm -f "$dev/kvm" '
-               '&& mount --rbind /dev/pts "$dev/pts" && mount --rbind /dev/shm "$dev/shm" '
-               '&& mount --move "$dev" /dev && ')
+# The fencing sshd's host key outlives a lab run: the stack pins it (hypervisors[].hostKey), and
+# the render that pins it comes before the hypervisor starts.
+FENCE_HOST_KEY = Path(os.environ.get("OSHA_LAB_CACHE", "/var/cache/openstack-ha-lab")) \
+    / "fence-host-key"
+
+
+def fence_host_key() -> str:
+    """The fencing sshd's ED25519 host public key line (the key is made on first use)."""
+    if not FENCE_HOST_KEY.exists():
+        FENCE_HOST_KEY.parent.mkdir(parents=True, exist_ok=True)
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(FENCE_HOST_KEY))
+    return FENCE_HOST_KEY.with_suffix(".pub").read_text().strip()
 
 
 def run(*argv: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    kwargs.setdefault("timeout", 300)
     result = subprocess.run(argv, capture_output=True, text=True, **kwargs)
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
@@ -39,14 +51,21 @@ def in_namespace(*argv: str) -> list[str]:
     return ["ip", "netns", "exec", NAMESPACE, *argv]
 
 
-def virsh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run(*in_namespace("virsh", "-c", "qemu:///system", *argv), check=check)
+def state() -> dict:
+    return json.loads(STATE.read_text()) if STATE.exists() else {}
 
 
-def _record(name: str, pid: int) -> None:
-    pids = json.loads(PIDS.read_text()) if PIDS.exists() else {}
-    pids[name] = pid
-    PIDS.write_text(json.dumps(pids))
+def record(**values) -> None:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    STATE.write_text(json.dumps({**state(), **values}))
+
+
+def record_pid(name: str, pid: int) -> None:
+    record(pids={**state().get("pids", {}), name: pid})
+
+
+def virsh(*argv: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    return run(*in_namespace("virsh", "-c", state()["uri"], *argv), check=check, timeout=timeout)
 
 
 def _wait_for_pid_file(path: Path, seconds: float = 30) -> int:
@@ -58,10 +77,16 @@ def _wait_for_pid_file(path: Path, seconds: float = 30) -> int:
     raise RuntimeError(f"{path} did not appear")
 
 
+def in_libvirtd_mounts(*argv: str) -> subprocess.CompletedProcess:
+    """A command in libvirtd's private mount namespace (where the nodes' roots are mounted)."""
+    return run("nsenter", "-t", str(state()["pids"]["libvirtd"]), "-m", *argv)
+
+
 class Hypervisor:
-    def __init__(self, network: dict):
+    def __init__(self, network: dict, substrate):
         self.network = network
         self.cidr = ipaddress.IPv4Network(network["cidr"])
+        self.substrate = substrate
 
     # -- up ---------------------------------------------------------------------------------
     def up(self) -> None:
@@ -73,29 +98,26 @@ class Hypervisor:
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         STATE_DIR.chmod(0o755)
+        # libvirt-daemon without its -system package (which would start a machine-wide
+        # libvirtd) leaves the log directory to its user.
+        Path("/var/log/libvirt").mkdir(parents=True, exist_ok=True)
+        record(uri=self.substrate.uri)
         run("ip", "netns", "add", NAMESPACE)
         run(*in_namespace("ip", "link", "set", "lo", "up"))
         self._daemon("virtlogd", ["virtlogd", "-d", "-p", str(RUN_DIR / "virtlogd.pid")],
                      RUN_DIR / "virtlogd.pid")
-        # /dev/kvm runs no guest on these machines, and libvirt re-probes a KVM it cannot use on
-        # every define and start (over a minute each): libvirtd and its qemu children get a
-        # private /dev without it, and use software emulation only.
-        # The private /dev also rules out libvirt's per-guest /dev namespace; the lab's qemu.conf
-        # turns that off, bound over the packaged one for this libvirtd only.
-        qemu_conf = RUN_DIR / "qemu.conf"
-        qemu_conf.write_text("namespaces = []\n")
+        prelude = self.substrate.prepare_libvirtd()
         self._daemon("libvirtd",
                      ["unshare", "--mount", "sh", "-c",
-                      PRIVATE_DEV + 'mount --bind "$1" /etc/libvirt/qemu.conf && '
-                      'exec libvirtd -d -p "$0"',
-                      str(RUN_DIR / "libvirtd.pid"), str(qemu_conf)], RUN_DIR / "libvirtd.pid")
+                      prelude + ' && exec libvirtd -d -p "$0"', str(RUN_DIR / "libvirtd.pid")],
+                     RUN_DIR / "libvirtd.pid")
         self._wait_libvirt()
         self._network()
         self._sshd()
 
     def _daemon(self, name: str, argv: list[str], pid_file: Path) -> None:
         run(*in_namespace(*argv))
-        _record(name, _wait_for_pid_file(pid_file))
+        record_pid(name, _wait_for_pid_file(pid_file))
 
     def _wait_libvirt(self) -> None:
         deadline = time.monotonic() + 60
@@ -120,9 +142,8 @@ class Hypervisor:
 
     def _sshd(self) -> None:
         """sshd for fence_virsh, listening only on the gateway inside the namespace."""
-        host_key = RUN_DIR / "ssh_host_ed25519_key"
-        if not host_key.exists():
-            run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
+        fence_host_key()
+        host_key = FENCE_HOST_KEY
         (RUN_DIR / "authorized_keys").touch(mode=0o600)
         config = RUN_DIR / "sshd_config"
         config.write_text(f"""ListenAddress {self.network['gateway']}
@@ -134,26 +155,34 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
+SetEnv LIBVIRT_DEFAULT_URI={self.substrate.uri}
 """)
         Path("/run/sshd").mkdir(exist_ok=True)
         self._daemon("sshd", ["/usr/sbin/sshd", "-f", str(config)], RUN_DIR / "sshd.pid")
 
 
 def cleanup() -> None:
-    """End what a lab started (by recorded PID), undefine its domains and drop its namespace."""
-    if NAMESPACE in run("ip", "netns", "list", check=False).stdout.split():
-        for domain in virsh("list", "--all", "--name", check=False).stdout.split():
-            virsh("destroy", domain, check=False)
-            virsh("undefine", domain, check=False)
-        for network in virsh("net-list", "--all", "--name", check=False).stdout.split():
-            virsh("net-destroy", network, check=False)
-            virsh("net-undefine", network, check=False)
-    pids = json.loads(PIDS.read_text()) if PIDS.exists() else {}
+    """End what a lab started (by recorded PID), undefine its domains, drop its namespace,
+    detach its loop devices."""
+    recorded = state()
+    if NAMESPACE in run("ip", "netns", "list", check=False).stdout.split() and "uri" in recorded:
+        try:
+            for domain in virsh("list", "--all", "--name", check=False, timeout=60).stdout.split():
+                virsh("destroy", domain, check=False, timeout=60)
+                virsh("undefine", domain, check=False, timeout=60)
+            for network in virsh("net-list", "--all", "--name", check=False,
+                                 timeout=60).stdout.split():
+                virsh("net-destroy", network, check=False, timeout=60)
+                virsh("net-undefine", network, check=False, timeout=60)
+        except subprocess.TimeoutExpired:
+            pass  # a libvirtd that does not answer is ended by its PID below, with its domains
     for name in ("sshd", "libvirtd", "virtlogd"):
-        pid: Optional[int] = pids.get(name)
+        pid: Optional[int] = recorded.get("pids", {}).get(name)
         if pid and _alive(pid):
             os.kill(pid, signal.SIGTERM)
             _wait_gone(pid)
+    for loop in recorded.get("loops", []):
+        run("losetup", "-d", loop, check=False)
     if NAMESPACE in run("ip", "netns", "list", check=False).stdout.split():
         run("ip", "netns", "delete", NAMESPACE, check=False)
     shutil.rmtree(RUN_DIR, ignore_errors=True)

@@ -25,14 +25,27 @@ def http_status(host: str, port: int, path: str) -> str:
     return str(connection.getresponse().status)
 
 
-def amqp(host: str, port: int) -> str:
+def amqp_start(host: str, port: int) -> bytes:
+    """The broker's Connection.Start frame, answering an AMQP 0-9-1 protocol header."""
     with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
         sock.sendall(b"AMQP\x00\x00\x09\x01")
-        frame = sock.recv(7)
-    # A method frame (type 1) on channel 0: the broker's Connection.Start.
-    if len(frame) == 7 and frame[0] == 1 and frame[1:3] == b"\x00\x00":
-        return "amqp"
-    raise OSError(f"not an AMQP 0-9-1 answer: {frame!r}")
+        frame = b""
+        while len(frame) < 7 or len(frame) < 8 + int.from_bytes(frame[3:7], "big"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            frame += chunk
+    # A method frame (type 1) on channel 0, complete with its end octet.
+    size = int.from_bytes(frame[3:7], "big") if len(frame) >= 7 else -1
+    if 0 <= size and len(frame) >= 8 + size and frame[0] == 1 and frame[1:3] == b"\x00\x00" \
+            and frame[7 + size] == 0xCE:
+        return frame
+    raise OSError(f"not an AMQP 0-9-1 answer: {frame[:16]!r}")
+
+
+def amqp(host: str, port: int) -> str:
+    amqp_start(host, port)
+    return "amqp"
 
 
 def keystone(host: str, port: int, user: str, project: str, password: str) -> str:

@@ -1,14 +1,16 @@
-"""One lab run: render the lab stack, build the image, bring up the hypervisor and the nodes,
-converge them with the stack's own steps (keystone installed before the repoint steps, as the
-seed assumes OpenStack is), and tear everything down on any exit.
+"""One lab run: render the lab stack, build the rootfs (and for VMs the image derived from it),
+bring up the hypervisor and the nodes on the chosen substrate, converge them with the stack's own
+steps (keystone installed before the repoint steps, as the seed assumes OpenStack is), and tear
+everything down on any exit.
 
-    python -m lab.session up       # leaves the lab running (for exploring), prints how to reach it
-    python -m lab.session down     # ends it
+    python -m lab.session up [--substrate containers|vms]   # leaves the lab running, says how to reach it
+    python -m lab.session down                               # ends it
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,43 +19,112 @@ from pathlib import Path
 
 import settings as stack_settings
 from lab import checks, hypervisor, keystone
-from lab.vms import Machines, node_ssh
+from lab.containers import Containers
+from lab.substrate import Substrate
+from lab.vms import VMs, node_ssh
 from tools import render, replay
 
 REPO = Path(__file__).resolve().parent.parent
 STACK = "lab"
+SUBSTRATES = ("containers", "vms")
 # The stack's steps that edit an OpenStack install: they run once lab/keystone.py has put one in.
 REPOINT_STEPS = ("-repoint", "keystone-endpoints")
 
 
-def render_stack(out: Path, **overrides) -> Path:
-    """tools/render.py for the lab stack (settings `overrides` on top of Pulumi.lab.yaml)."""
+def substrate_from_environment() -> str:
+    """`OSHA_LAB_SUBSTRATE` (make lab / make lab-vms set it); containers by default."""
+    name = os.environ.get("OSHA_LAB_SUBSTRATE", "containers")
+    if name not in SUBSTRATES:
+        raise SystemExit(f"OSHA_LAB_SUBSTRATE={name}: expected one of {', '.join(SUBSTRATES)}")
+    return name
+
+
+# Failover profiles the drills compare: the stack's defaults, and the quick settings (a short
+# corosync token; no throttling on the host-wide load average containers report, see README).
+PROFILES = {
+    "default": {},
+    "fast": {"cluster": {"tokenMs": 1000, "loadThresholdPercent": 1000}},
+}
+
+
+def stack_config(profile: str = "default", layout: str | None = None) -> dict:
+    """Pulumi.lab.yaml's settings with a failover profile (and a HAProxy layout) on top."""
     raw = render.stack_config(STACK)
-    raw.update(overrides)
+    for section, values in PROFILES[profile].items():
+        raw[section] = {**raw.get(section, {}), **values}
+    if layout:
+        raw["cluster"] = {**raw["cluster"], "haproxyLayout": layout}
+    # The nodes pin the lab's fencing sshd by its own host key.
+    raw["hypervisors"] = [{**entry, "hostKey": hypervisor.fence_host_key()}
+                          for entry in raw["hypervisors"]]
+    return raw
+
+
+def profile_from_environment() -> str:
+    """`OSHA_LAB_PROFILE` (make lab PROFILE=...); the stack's defaults unless it names another."""
+    name = os.environ.get("OSHA_LAB_PROFILE", "default")
+    if name not in PROFILES:
+        raise SystemExit(f"OSHA_LAB_PROFILE={name}: expected one of {', '.join(PROFILES)}")
+    return name
+
+
+def render_stack(out: Path, profile: str = "default", layout: str | None = None) -> Path:
+    """tools/render.py for the lab stack; the settings it used are kept beside the render."""
+    raw = stack_config(profile, layout)
     render.write(render.run_program(raw, STACK), out)
+    (out / "settings.json").write_text(json.dumps(raw, indent=2) + "\n")
     return out
 
 
-def build_image() -> Path:
+def exit_on_signals() -> None:
+    """SIGTERM and Ctrl-C end the lab (by its recorded PIDs) before the program exits."""
+    def stop(signum, _frame):
+        replay.STOP.set()
+        ensure_down()
+        sys.exit(f"lab interrupted by signal {signum}")
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+
+
+def build(substrate: str) -> Path:
+    """The cached rootfs (containers) or the VM image derived from it; built when missing."""
+    script = "build-rootfs.sh" if substrate == "containers" else "build-image.sh"
     started = time.monotonic()
-    result = subprocess.run(["bash", str(REPO / "lab" / "build-image.sh")], capture_output=True,
+    result = subprocess.run(["bash", str(REPO / "lab" / script)], stdout=subprocess.PIPE,
                             text=True, check=True)
-    print(f"lab image ready in {time.monotonic() - started:.0f}s: {result.stdout.strip()}",
-          file=sys.stderr)
-    return Path(result.stdout.strip().splitlines()[-1])
+    path = Path(result.stdout.strip().splitlines()[-1])
+    print(f"lab {substrate} base ready in {time.monotonic() - started:.0f}s: {path}",
+          file=sys.stderr, flush=True)
+    return path
 
 
 class Lab:
-    """The running lab: the rendered stack, its machines, and a replayer into the namespace."""
+    """The running lab: the rendered stack, its nodes, and a replayer into the namespace."""
 
-    def __init__(self, rendered: Path, image: Path):
+    def __init__(self, rendered: Path, substrate: str = "containers", base: Path | None = None):
+        self.use(rendered)
+        self.log_dir = rendered.parent / "replay-logs"
+        self.mysql_datadir = self.settings.cluster.mysql_datadir
+        base = base or build(substrate)
+        self.nodes: Substrate = (
+            Containers(rendered, base, self.settings.shared_storage.device)
+            if substrate == "containers" else VMs(rendered, base))
+        self.hypervisor = hypervisor.Hypervisor(self.manifest["network"], self.nodes)
+
+    def use(self, rendered: Path) -> None:
+        """Take `rendered` (tools/render.py's output, with its settings) as the stack."""
         self.rendered = rendered
         self.manifest = json.loads((rendered / "manifest.json").read_text())
-        self.hypervisor = hypervisor.Hypervisor(self.manifest["network"])
-        self.machines = Machines(rendered, image)
-        self.log_dir = rendered.parent / "replay-logs"
-        self.settings = stack_settings.parse(render.stack_config(STACK), STACK)
-        self.mysql_datadir = self.settings.cluster.mysql_datadir
+        self.settings = stack_settings.parse(
+            json.loads((rendered / "settings.json").read_text()), STACK)
+
+    def update_to(self, rendered: Path) -> list[replay.Result]:
+        """`pulumi up` from the current render to `rendered`: only new and changed steps run."""
+        changed = replay.changed_steps(replay.Rendered.load(self.rendered),
+                                       replay.Rendered.load(rendered))
+        results = self.replayer(rendered).run("update", changed)
+        self.use(rendered)
+        return results
 
     def replayer(self, rendered: Path | None = None) -> replay.Replayer:
         return replay.Replayer(replay.Rendered.load(rendered or self.rendered),
@@ -62,7 +133,7 @@ class Lab:
 
     def up(self) -> None:
         self.hypervisor.up()
-        self.machines.up()
+        self.nodes.up()
 
     def steps(self) -> tuple[list[str], list[str]]:
         """(cluster steps, repoint steps) in the engine's order."""
@@ -78,9 +149,12 @@ class Lab:
 
     def holder_of_vip(self) -> dict:
         view = checks.cluster_view(self, next(n for n in self.controls
-                                              if self.machines.is_running(n)))
+                                              if self.nodes.is_running(n)))
         (name,) = view.running["vip"]
-        return next(n for n in self.controls if n["name"] == name)
+        return self.node(name)
+
+    def node(self, name: str) -> dict:
+        return next(n for n in self.manifest["nodes"] if n["name"] == name)
 
     def converge(self) -> None:
         """Every step of the stack, in the engine's order, exactly as rendered."""
@@ -104,13 +178,14 @@ def ensure_down(*_args) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("--substrate", choices=SUBSTRATES, default=substrate_from_environment())
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/osha-lab"))
     args = parser.parse_args()
     if args.action == "down":
         ensure_down()
         return 0
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    lab = Lab(render_stack(args.dir / "rendered"), build_image())
+    exit_on_signals()
+    lab = Lab(render_stack(args.dir / "rendered"), args.substrate)
     try:
         lab.up()
         lab.converge()

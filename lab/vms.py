@@ -1,18 +1,21 @@
-"""The stack's nodes as persistent libvirt domains, from tools/render.py's manifest.
+"""The stack's nodes as persistent qemu domains (the `vms` substrate, opt-in: `make lab-vms`).
 
-Each node boots the lab image (a qcow2 overlay) with the stack's own cloud-init seed (user-data,
-meta-data and network-config exactly as rendered, on a NoCloud ISO), and control nodes attach
-the one shared raw disk through the stack's own XSLT. Names, addresses, MACs and sizes are the
-stack's; direct kernel boot and software emulation are the lab's own.
+Each node boots the lab image (lab/build-image.sh, derived from the lab rootfs; a qcow2 overlay)
+with the stack's own cloud-init seed (user-data, meta-data and network-config exactly as
+rendered, on a NoCloud ISO), and control nodes attach the one shared raw disk through the stack's
+own XSLT. Names, addresses, MACs and sizes are the stack's; direct kernel boot and software
+emulation are the lab's own.
 """
 from __future__ import annotations
 
-import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 from components.templating import shell_quote
 from lab.hypervisor import STATE_DIR, in_namespace, run, virsh
+from lab.substrate import Substrate
 from tools.replay import ssh_options
 
 # Software emulation keeps each guest's translation cache small (about 1.2 GB per qemu).
@@ -31,7 +34,7 @@ def seed_iso(rendered: Path, seed: dict, target: Path) -> Path:
 
 
 def domain_xml(node: dict, image: Path, overlay: Path, seed: Path, shared: Path | None,
-               network: str) -> str:
+               network: str, link: str) -> str:
     shared_disk = f"""
     <disk type='file' device='disk'>
       <driver name='qemu' type='raw'/>
@@ -67,6 +70,7 @@ def domain_xml(node: dict, image: Path, overlay: Path, seed: Path, shared: Path 
     <interface type='network'>
       <mac address='{node['mac']}'/>
       <source network='{network}'/>
+      <target dev='{link}'/>
       <model type='virtio'/>
     </interface>
     <serial type='file'>
@@ -81,18 +85,18 @@ def domain_xml(node: dict, image: Path, overlay: Path, seed: Path, shared: Path 
 """
 
 
-class Machines:
-    """Defines and starts one persistent domain per node of the rendered stack."""
+class VMs(Substrate):
+    """One persistent qemu domain per node of the rendered stack."""
 
-    def __init__(self, rendered: Path, image: Path):
-        self.rendered = rendered
-        self.image = image
-        self.manifest = json.loads((rendered / "manifest.json").read_text())
-        self.resources = {r["name"]: r for r in self.manifest["resources"]}
+    name = "vms"
+    uri = "qemu:///system"
 
-    @property
-    def nodes(self) -> list[dict]:
-        return self.manifest["nodes"]
+    def prepare_libvirtd(self) -> str:
+        # The private /dev also rules out libvirt's per-guest /dev namespace; the lab's qemu.conf
+        # turns that off, bound over the packaged one for this libvirtd only.
+        qemu_conf = STATE_DIR / "qemu.conf"
+        qemu_conf.write_text("namespaces = []\n")
+        return f"{super().prepare_libvirtd()} && mount --bind {qemu_conf} /etc/libvirt/qemu.conf"
 
     def shared_disk(self) -> Path:
         """The raw file the stack's XSLT recognises: named like the stack's shared volume."""
@@ -105,11 +109,12 @@ class Machines:
     def define(self, node: dict) -> None:
         overlay = STATE_DIR / f"{node['name']}.qcow2"
         run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-            str(self.image / "root.qcow2"), str(overlay), f"{node['disk_gib']}G")
+            str(self.base / "root.qcow2"), str(overlay), f"{node['disk_gib']}G")
         seed = seed_iso(self.rendered, self.resources[f"{node['name']}-cloudinit"],
                         STATE_DIR / f"{node['name']}-seed.iso")
         shared = self.shared_disk() if node["shared_disk"] else None
-        xml = domain_xml(node, self.image, overlay, seed, shared, self.manifest["network"]["name"])
+        xml = domain_xml(node, self.base, overlay, seed, shared, self.manifest["network"]["name"],
+                         self.link(node))
         domain = self.resources[f"{node['name']}-domain"]
         if "xslt" in domain["files"]:
             # The stack's own transformation marks the shared disk shareable.
@@ -120,21 +125,17 @@ class Machines:
         path.write_text(xml)
         virsh("define", str(path))
 
-    def start(self, node: dict) -> None:
-        virsh("start", node["domain"])
+    def kill_hard(self, node: dict) -> None:
+        """SIGKILL of the node's emulator."""
+        pid = Path(f"/run/libvirt/qemu/{node['domain']}.pid").read_text().split()[0]
+        os.kill(int(pid), signal.SIGKILL)
 
-    def up(self) -> None:
-        for node in self.nodes:
-            self.define(node)
-        for node in self.nodes:
-            self.start(node)
-
-    def is_running(self, node: dict) -> bool:
-        return virsh("domstate", node["domain"], check=False).stdout.strip() == "running"
-
-    def console(self, node: dict) -> str:
-        path = STATE_DIR / f"{node['name']}.console.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+    def exec(self, node: dict, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        """Over SSH (a VM has no way in from the host that survives a cut link)."""
+        try:
+            return node_ssh(self.rendered, self.manifest, node, command, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess([], 124, "", f"{command}: timed out")
 
 
 def node_ssh(rendered: Path, manifest: dict, node: dict, command: str,

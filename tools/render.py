@@ -27,6 +27,7 @@ render shows an ED25519 key derived from the stack and step name instead. A hype
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import hashlib
 import ipaddress
@@ -115,12 +116,30 @@ def stand_in_stdout(stack: str, name: str) -> str:
     return _key_outputs(key)["publicKeyOpenssh"]
 
 
+def _stable_openssh(pem: str) -> str:
+    """OpenSSH's private key format opens its private part with a random check number (twice):
+    fix it, so that the same key renders the same text (a stable stdin, a stable re-render)."""
+    lines = pem.strip().splitlines()
+    blob = bytearray(base64.b64decode("".join(lines[1:-1])))
+    offset = len(b"openssh-key-v1\0")
+    for _ in range(3):  # cipher name, KDF name, KDF options
+        offset += 4 + int.from_bytes(blob[offset:offset + 4], "big")
+    offset += 4  # number of keys (one)
+    offset += 4 + int.from_bytes(blob[offset:offset + 4], "big")  # the public key
+    offset += 4  # the private part's length; its first 8 bytes are the check number, twice
+    blob[offset:offset + 8] = hashlib.sha256(bytes(blob[:offset])).digest()[:4] * 2
+    body = base64.b64encode(bytes(blob)).decode()
+    return "\n".join([lines[0], *(body[i:i + 70] for i in range(0, len(body), 70)),
+                      lines[-1]]) + "\n"
+
+
 def _key_outputs(key) -> dict[str, str]:
     public = key.public_key()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption()).decode()
-    openssh = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
+    openssh = _stable_openssh(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption()).decode())
     public_openssh = public.public_bytes(serialization.Encoding.OpenSSH,
                                          serialization.PublicFormat.OpenSSH).decode() + "\n"
     return {

@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ def ssh_options(root: Path, manifest: dict) -> tuple[str, ...]:
     """pinned_ssh_options for every host of a render, with ROOT/known_hosts."""
     return pinned_ssh_options(root / "known_hosts",
                               [r["host"] for r in manifest["resources"] if r.get("host")])
+
+
+# Set when the run is being stopped (SIGTERM, Ctrl-C): nothing dials again.
+STOP = threading.Event()
 
 
 class StepFailed(RuntimeError):
@@ -166,9 +171,9 @@ class Replayer:
             completed = subprocess.run(self._argv(name, script), input=stdin,
                                        capture_output=True, text=True, timeout=1800)
             # ssh exits 255 when it cannot connect; anything else is the script's own answer.
-            if completed.returncode != 255 or attempt == attempts:
+            if completed.returncode != 255 or attempt == attempts or STOP.is_set():
                 return completed
-            time.sleep(min(connection.get("perDialTimeout", 15), 10))
+            STOP.wait(min(connection.get("perDialTimeout", 15), 10))
         raise AssertionError("unreachable")
 
     def run_step(self, name: str, phase: str) -> Result:

@@ -1,4 +1,8 @@
-"""The running lab, shared by every lab test of one pytest session and torn down at its end."""
+"""The running lab, shared by every lab test of one pytest session and torn down at its end.
+
+The substrate comes from OSHA_LAB_SUBSTRATE (`containers`, the default, or `vms`), the failover
+profile from OSHA_LAB_PROFILE (`default` or `fast`, lab/session.py).
+"""
 from __future__ import annotations
 
 import signal
@@ -7,24 +11,28 @@ import sys
 import pytest
 
 from lab import session
+from tools import replay
 
 
-def _exit_on_sigterm(*_args) -> None:
-    # SIGTERM (CI timeout, kill): end the lab first, so no step still running on a node keeps
-    # the run waiting, then raise so the fixture's teardown runs too.
+def _exit_on_signal(signum, _frame) -> None:
+    # SIGTERM (CI timeout, kill) or Ctrl-C: end the lab first, so no step still running on a node
+    # keeps the run waiting, then raise so the fixture's teardown runs too.
+    replay.STOP.set()
     session.ensure_down()
-    sys.exit("lab interrupted by SIGTERM")
+    sys.exit(f"lab interrupted by signal {signum}")
 
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
-    """The lab stack rendered, its image built (or reused), the hypervisor and nodes started."""
-    rendered = session.render_stack(tmp_path_factory.mktemp("lab") / "rendered")
-    running = session.Lab(rendered, session.build_image())
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    """The lab stack rendered, its rootfs or image built (or reused), hypervisor and nodes up."""
+    rendered = session.render_stack(tmp_path_factory.mktemp("lab") / "rendered",
+                                    profile=session.profile_from_environment())
+    running = session.Lab(rendered, session.substrate_from_environment())
+    previous = {s: signal.signal(s, _exit_on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         running.up()
         yield running
     finally:
         session.ensure_down()
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,23 +1,30 @@
-"""The lab's nodes on real (emulated) VMs: booted from the stack's own seeds and shared-disk XSLT.
+"""The lab: the stack's own steps on real nodes (libvirt LXC containers by default, VMs opt-in).
 
-Slow (a cached image, then several minutes of boot under software emulation): `make lab`.
+Converge, checks, a failover round per HAProxy layout (every fault, a different victim each),
+the no-change re-run, a changed template, and the delete path with a node down. `make lab`.
 """
 from __future__ import annotations
 
 import secrets
+import shutil
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import jinja2
 import pytest
 
 from catalogue import endpoints
+from components import templating
 from components.endpoints import load_rules
-from lab import checks, drill, keystone
+from components.fencing import KEY_FILE
+from lab import checks, drill, keystone, session
+from lab.substrate import FAULTS
+from tools import replay
 
 pytestmark = pytest.mark.lab
 
-# The stack's XSLT gives the shared disk this serial; udev names it after it on every node.
-SHARED_DEVICE = "/dev/disk/by-id/virtio-osha-shared"
 BLOCK = 4096
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "lab-round.json"
 
 
 def test_every_node_passes_the_stacks_ready_gate(lab):
@@ -29,19 +36,20 @@ def test_every_node_passes_the_stacks_ready_gate(lab):
 
 def test_cloud_init_finished_without_errors(lab):
     for node in lab.manifest["nodes"]:
-        status = lab.ssh(node, "cloud-init status")
+        status = lab.ssh(node, "cloud-init status --long")
         assert "status: done" in status.stdout, (node["name"], status.stdout, status.stderr)
 
 
 def test_control_nodes_see_one_shared_disk(lab):
-    """A block written on one control node reads back on the others (cache='none', shareable)."""
+    """A block written on one control node reads back on the others, at the stack's device path."""
+    device = lab.settings.shared_storage.device
     writer, *readers = lab.controls
     marker = f"osha-lab-{secrets.token_hex(8)}"
     # The last block: far from where the stack's mkfs puts its superblock, and zeroed again below.
-    last = f"$(( $(blockdev --getsize64 {SHARED_DEVICE}) / {BLOCK} - 1 ))"
-    write = (f"dd if=/dev/stdin of={SHARED_DEVICE} bs={BLOCK} count=1 seek={last} "
+    last = f"$(( $(blockdev --getsize64 {device}) / {BLOCK} - 1 ))"
+    write = (f"dd if=/dev/stdin of={device} bs={BLOCK} count=1 seek={last} "
              "oflag=direct iflag=fullblock conv=notrunc status=none")
-    read = f"dd if={SHARED_DEVICE} bs={BLOCK} count=1 skip={last} iflag=direct status=none"
+    read = f"dd if={device} bs={BLOCK} count=1 skip={last} iflag=direct status=none"
     assert lab.ssh(writer, write, stdin=marker.ljust(BLOCK, "\0")).returncode == 0
     try:
         for node in readers:
@@ -62,15 +70,16 @@ def test_every_node_online_with_quorum_and_every_resource_started_once(lab):
     assert view.quorate and sorted(view.online) == sorted(n["name"] for n in lab.controls)
     assert not view.failed, view.failed
     (holder,) = view.running["vip"]
-    singletons = ["nova-consoleauth", "neutron-l2-agent"]
+    singletons = [s.name for s in lab.settings.cluster.singletons]
     for resource in ["shared-fs", "mysql", "broker", *singletons]:
         assert view.running[resource] == [holder], (resource, view.running)
     assert sorted(view.running["haproxy"]) == sorted(view.online)
 
 
-def test_shared_filesystem_mounted_on_exactly_one_node(lab):
+def test_shared_filesystem_and_vip_on_exactly_the_vips_node(lab):
     view = checks.cluster_view(lab, lab.controls[0])
     assert checks.mounted_on(lab, lab.mysql_datadir) == view.running["shared-fs"]
+    assert checks.vip_on(lab) == view.running["vip"]
 
 
 def test_services_answer_at_the_vip(lab):
@@ -145,36 +154,116 @@ def test_keystone_conf_names_the_vip(lab):
         assert left.returncode == 1, (node["name"], left.stdout)
 
 
-def test_failover_drill(lab, tmp_path):
-    """bench/failover.py's drill, once (bench/failover.py kills every node, in both layouts)."""
-    (result,) = [drill.run_drill(lab, lab.settings.cluster.haproxy_layout, lab.holder_of_vip(),
-                                 first_row=1000)]
-    drill.report([result], tmp_path / "failover.json")
-    assert result.survivor != result.victim, result
-    assert result.rows_found == result.rows_written, result
-    assert result.max_mounts <= 1, result
-    assert all(result.seconds[m] is not None for m in drill.MILESTONES), result
-    assert result.rejoin_seconds is not None, result
-
-
 def all_steps(lab) -> list[str]:
     cluster_steps, repoint_steps = lab.steps()
     return cluster_steps + repoint_steps
 
 
-def test_rerun_without_changes_keeps_the_cib_and_restarts_nothing(lab):
-    first = lab.controls[0]
-    units = "haproxy mariadb rabbitmq-server apache2"
-    epoch = lambda: lab.ssh(first, "cibadmin --query | head -1 | grep -o 'epoch=\"[0-9]*\"'").stdout  # noqa: E731
-    starts = lambda: {n["name"]: lab.ssh(n, f"systemctl show -p ActiveEnterTimestampMonotonic {units}").stdout for n in lab.controls}  # noqa: E731
-    before_epoch, before_starts = epoch(), starts()
+def cib_epoch(lab) -> str:
+    return lab.ssh(lab.controls[0], "cibadmin --query | head -1 | grep -o 'epoch=\"[0-9]*\"'").stdout
+
+
+def node_state(lab) -> dict[str, str]:
+    """Per node: its boot id (a fenced node has a new one) and when its services last started."""
+    units = "haproxy mariadb rabbitmq-server apache2 corosync pacemaker"
+    return {n["name"]: lab.ssh(n, "cat /proc/sys/kernel/random/boot_id; "
+                                  f"systemctl show -p ActiveEnterTimestampMonotonic {units}").stdout
+            for n in lab.controls}
+
+
+def test_rerun_without_changes_keeps_the_cib_restarts_nothing_and_fences_nobody(lab):
+    drill.wait_settled(lab)
+    before_epoch, before = cib_epoch(lab), node_state(lab)
     lab.replayer().run("update", all_steps(lab))
-    assert epoch() == before_epoch
-    assert starts() == before_starts
+    assert cib_epoch(lab) == before_epoch
+    assert node_state(lab) == before
 
 
-def test_delete_scripts_unwind_the_cluster(lab):
-    lab.replayer().run("delete", all_steps(lab))
+def test_a_changed_template_reruns_only_the_steps_it_renders(lab, tmp_path):
+    """One template edited: only the steps rendered from it differ (and they run cleanly)."""
+    changed_templates = tmp_path / "templates"
+    shutil.copytree(templating.TEMPLATES, changed_templates)
+    sysctl = changed_templates / "cluster-sysctl.sh.j2"
+    sysctl.write_text(sysctl.read_text() + "# edited\n")
+    loader = templating._ENV.loader
+    templating._ENV.loader = jinja2.FileSystemLoader(str(changed_templates))
+    try:
+        rendered = session.render_stack(tmp_path / "rendered", session.profile_from_environment(),
+                                        lab.settings.cluster.haproxy_layout)
+    finally:
+        templating._ENV.loader = loader
+    changed = replay.changed_steps(replay.Rendered.load(lab.rendered), replay.Rendered.load(rendered))
+    assert sorted(changed) == sorted(f"{n['name']}-sysctl" for n in lab.controls)
+    before_epoch = cib_epoch(lab)
+    lab.update_to(rendered)
+    assert cib_epoch(lab) == before_epoch
+
+
+@pytest.fixture(scope="module")
+def drills():
+    """Every drill of this session; the table is printed and written once they have all run."""
+    results: list[drill.Failover] = []
+    yield results
+    if results:
+        drill.report(results, RESULTS)
+
+
+def drill_round(lab, drills: list) -> None:
+    """Every fault once, each on another victim (the VIP's node when it has not been one)."""
+    layout = lab.settings.cluster.haproxy_layout
+    pending = list(lab.controls)
+    for fault in FAULTS:
+        drill.wait_settled(lab)
+        holder = lab.holder_of_vip()
+        victim = holder if holder in pending else pending[0]
+        pending.remove(victim)
+        result = drill.run_drill(lab, layout, victim, fault, session.profile_from_environment())
+        drills.append(result)
+        assert result.survivor != result.victim, result
+        assert result.rows_found == result.rows_acknowledged > 0, result
+        assert result.max_fs_mounts == 1, result
+        assert result.max_vip_holders == 1, result
+        assert all(result.seconds[c] is not None for c in drill.COLUMNS), result
+
+
+def test_failover_round_clone_layout(lab, drills):
+    assert lab.settings.cluster.haproxy_layout == "clone"
+    drill_round(lab, drills)
+
+
+def test_switching_to_the_group_layout_runs_only_the_changed_steps(lab, tmp_path):
+    drill.wait_settled(lab)
+    rendered = session.render_stack(tmp_path / "rendered", session.profile_from_environment(),
+                                    "group")
+    changed = replay.changed_steps(replay.Rendered.load(lab.rendered), replay.Rendered.load(rendered))
+    assert "cluster-layout" in changed and "cluster-setup" not in changed, changed
+    results = lab.update_to(rendered)
+    assert sorted(r.name for r in results) == sorted(changed)
+    view = checks.cluster_view(lab, lab.controls[0])
+    assert "haproxy" in view.running and len(view.on("haproxy")) == 1, view.running
+    assert view.on("haproxy") == view.on("vip")
+
+
+def test_failover_round_group_layout(lab, drills):
+    drill_round(lab, drills)
+
+
+def test_delete_leaves_nothing_with_a_node_down(lab):
+    """`pulumi destroy` with one control node powered off: the cluster-wide steps still unwind
+    the cluster on the others. (The down node's own steps cannot run: its SSH does not answer.)"""
+    drill.wait_settled(lab)
+    down = lab.controls[-1]
+    lab.nodes.stop(down)
+    rendered = replay.Rendered.load(lab.rendered)
+    reachable = [n for n in all_steps(lab)
+                 if (rendered.steps[n].get("host") or {}).get("host") != down["ip"]]
+    lab.replayer().run("delete", reachable)
     for node in lab.controls:
+        if node is down:
+            continue
         assert lab.ssh(node, "test -e /etc/corosync/corosync.conf").returncode != 0, node["name"]
-        assert lab.ssh(node, f"ip -o addr | grep -w {lab.manifest['vip']}").returncode != 0
+        assert lab.ssh(node, "systemctl is-active --quiet pacemaker").returncode != 0, node["name"]
+        assert lab.ssh(node, f"test -e {KEY_FILE}").returncode != 0, node["name"]
+    assert checks.vip_on(lab) == []
+    authorized = Path("/run/osha-lab/authorized_keys").read_text()
+    assert "osha-fence:" not in authorized

@@ -1,7 +1,8 @@
 """The lab's hypervisor-side artifacts, checked without booting anything (part of `make test`).
 
-The lab must hand the stack's own files to libvirt unchanged: the cloud-init seed verbatim, and
-a domain XML that the stack's XSLT turns into exactly one shareable, uncached raw disk.
+The lab must hand the stack's own files to libvirt unchanged: the cloud-init seed verbatim; for
+VMs a domain XML that the stack's XSLT turns into exactly one shareable, uncached raw disk; for
+containers a domain XML libvirt's own schema accepts, with the shared disk at the stack's path.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import vms
+from lab import containers, drill, vms
 from lab.hypervisor import STATE_DIR
 
 LAB = Path(__file__).resolve().parents[2] / "lab"
@@ -38,7 +39,7 @@ def transformed_domain(out: Path, manifest: dict, node: dict, tmp_path: Path) ->
     plain = tmp_path / f"{node['name']}-plain.xml"
     plain.write_text(vms.domain_xml(node, Path("/image"), tmp_path / "root.qcow2",
                                     tmp_path / "seed.iso", shared if node["shared_disk"] else None,
-                                    manifest["network"]["name"]))
+                                    manifest["network"]["name"], f"osha-{node['name']}"))
     xslt = out / resource(manifest, f"{node['name']}-domain")["files"]["xslt"]
     return ET.fromstring(subprocess.run(["xsltproc", str(xslt), str(plain)], capture_output=True,
                                         text=True, check=True).stdout)
@@ -73,6 +74,63 @@ def test_domains_attach_to_the_stacks_network_with_the_rendered_mac(lab_stack, t
         interfaces = transformed_domain(out, manifest, node, tmp_path).findall("devices/interface")
         assert [(i.find("source").attrib["network"], i.find("mac").attrib["address"])
                 for i in interfaces] == [(manifest["network"]["name"], node["mac"])]
+
+
+SHARED_DEVICE = "/dev/disk/by-id/virtio-osha-shared"
+
+
+def container_domain(manifest: dict, node: dict) -> str:
+    return containers.domain_xml(node, Path("/var/lib/osha-lab/nodes") / node["name"] / "root",
+                                 manifest["network"]["name"], f"osha-{node['name']}",
+                                 SHARED_DEVICE if node["shared_disk"] else None)
+
+
+@pytest.mark.skipif(not shutil.which("virt-xml-validate"), reason="libvirt-clients is not installed")
+def test_container_domains_pass_libvirts_schema(lab_stack, tmp_path):
+    _, manifest = lab_stack
+    for node in manifest["nodes"]:
+        path = tmp_path / f"{node['name']}.xml"
+        path.write_text(container_domain(manifest, node))
+        subprocess.run(["virt-xml-validate", str(path), "domain"], check=True,
+                       capture_output=True)
+
+
+def test_control_containers_get_the_shared_disk_at_the_stacks_device_path(lab_stack):
+    _, manifest = lab_stack
+    for node in manifest["nodes"]:
+        domain = ET.fromstring(container_domain(manifest, node))
+        assert domain.attrib["type"] == "lxc"
+        assert domain.find("os/init").text == "/sbin/init"
+        blocks = [b.text for b in domain.iterfind("devices/hostdev/source/block")]
+        assert blocks == ([SHARED_DEVICE] if node["shared_disk"] else []), node["name"]
+        (interface,) = domain.findall("devices/interface")
+        assert interface.find("mac").attrib["address"] == node["mac"]
+        assert interface.find("source").attrib["network"] == manifest["network"]["name"]
+
+
+def test_drill_table_gives_median_and_max_and_counts_missing_figures():
+    def failover(victim, vip, fault="destroy"):
+        seconds = {c: 10.0 for c in drill.COLUMNS}
+        seconds["vip"] = vip
+        return drill.Failover(layout="clone", fault=fault, victim=victim, seconds=seconds,
+                              rows_acknowledged=5, rows_found=5, max_fs_mounts=1,
+                              max_vip_holders=1)
+    results = [failover("ctl1", 4.0), failover("ctl2", 8.0), failover("ctl3", None),
+               failover("ctl1", 3.0, fault="cut")]
+    (destroy, cut) = drill.summary(results)
+    assert destroy["vip"] == ((6.0, 8.0), 1)
+    assert cut["vip"] == ((3.0, 3.0), 0)
+    assert destroy["rows"] == "15/15"
+    text = drill.table(results)
+    assert "6.0/8.0 (1 never)" in text and "3.0/3.0" in text
+
+
+def test_drill_chart_draws_a_png(tmp_path):
+    seconds = {c: float(i) for i, c in enumerate(drill.COLUMNS, start=1)}
+    results = [drill.Failover(layout=layout, fault=fault, victim="ctl1", seconds=seconds)
+               for layout in ("clone", "group") for fault in ("destroy", "kill", "cut")]
+    drill.chart(results, tmp_path / "chart.png", "test machine")
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.skipif(not shutil.which("genisoimage") or not shutil.which("isoinfo"),
@@ -146,3 +204,16 @@ def test_keystone_probe_gets_a_token_then_the_catalogue(stand_in_keystone, passw
         assert json.loads(result.stdout) == StandInKeystone.CATALOGUE
     else:
         assert "HTTP 401" in result.stdout
+
+
+def test_drill_report_round_trips_and_renders_as_markdown(tmp_path):
+    seconds = {c: 2.0 for c in drill.COLUMNS}
+    results = [drill.Failover(layout="group", fault="kill", victim="ctl2", seconds=seconds,
+                              rows_acknowledged=3, rows_found=3, max_fs_mounts=1,
+                              max_vip_holders=1)]
+    drill.report(results, tmp_path / "report.json", "test machine")
+    machine, loaded = drill.load(tmp_path / "report.json")
+    assert machine == "test machine" and loaded == results
+    header, separator, row = drill.markdown(loaded).splitlines()
+    assert header.startswith("| profile | layout | fault | n | membership |")
+    assert row.startswith("| default | group | kill | 1 | 2.0/2.0 |")

@@ -52,6 +52,7 @@ def test_dependency_order(dev_graph):
 
 def test_destroy_unwinds_the_cluster(dev_graph):
     assert "pcs cluster destroy --all" in dev_graph.named("cluster-setup").inputs["delete"]
+    assert "--skip-offline" in dev_graph.named("cluster-setup").inputs["delete"]
     assert "pcs resource delete" in dev_graph.named("cluster-layout").inputs["delete"]
     assert "osha-fence:dev" in dev_graph.named("local-fence-authorize").inputs["delete"]
     for node in dev_graph.settings.controls:
@@ -121,3 +122,13 @@ def test_no_secret_in_any_command_text_or_file(rendered):
                 text = path.read_text()
                 leaked = [s[:12] for s in secrets if s in text]
                 assert not leaked, f"{path.relative_to(out)} carries a secret starting {leaked}"
+
+
+def test_failover_settings_reach_corosync_pacemaker_and_the_fence_devices():
+    raw = stack_config("dev", cluster={"tokenMs": 1000, "loadThresholdPercent": 400},
+                       fencing={"action": "off"})
+    graph = render.run_program(raw, "dev")
+    assert "totem token=1000" in graph.named("cluster-setup").inputs["create"]
+    layout = graph.named("cluster-layout").inputs["create"]
+    assert "load-threshold=400%" in layout
+    assert layout.count("pcmk_reboot_action=off") == len(graph.settings.controls)

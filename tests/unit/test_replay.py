@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tools import replay
+from tests.conftest import stack_config
+from tools import render, replay
 
 RECORDER = """#!/usr/bin/env python3
 # Stands in for the process a step starts (ssh to a node, or a local interpreter): records its
@@ -212,3 +213,12 @@ def test_a_host_answering_with_another_key_is_refused(sshd, tmp_path):
     steps = one_step_render(tmp_path / "render", port, other, client)
     with pytest.raises(replay.StepFailed, match="Host key verification failed"):
         replay.Replayer(steps).run("create")
+
+
+def test_a_second_render_changes_no_step(rendered, tmp_path):
+    """Rendering is reproducible (keys included, whatever their file format), so a re-render of
+    an unchanged stack gives `pulumi up` nothing to run."""
+    again = tmp_path / "again"
+    render.write(render.run_program(stack_config("dev"), "dev"), again)
+    assert replay.changed_steps(replay.Rendered.load(rendered("dev")),
+                                replay.Rendered.load(again)) == []

@@ -174,3 +174,19 @@ def test_consoleauth_singleton_follows_the_release():
                                                           "neutron-openvswitch-agent"]
     modern = settings.parse(stack_config("dev", release="antelope"), "dev")
     assert [s.name for s in modern.cluster.singletons] == ["neutron-l2-agent"]
+
+
+def test_failover_settings_default_to_corosync_and_pacemaker_defaults():
+    parsed = settings.parse({}, "empty")
+    assert parsed.cluster.token_ms == 3000 and parsed.cluster.load_threshold_percent == 80
+    assert parsed.fencing.action == "reboot"
+
+
+@pytest.mark.parametrize("section, key, value, word", [
+    ("cluster", "tokenMs", 100, "cluster.tokenMs"),
+    ("cluster", "loadThresholdPercent", 0, "cluster.loadThresholdPercent"),
+    ("fencing", "action", "cycle", "fencing.action"),
+])
+def test_failover_settings_rejections(section, key, value, word):
+    base = stack_config("dev")[section] if section in stack_config("dev") else {}
+    assert word in only_problem(**{section: {**base, key: value}})

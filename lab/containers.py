@@ -1,0 +1,148 @@
+"""The stack's nodes as libvirt LXC system containers: native speed, systemd as init.
+
+Each node boots an overlay of the cached lab rootfs (lab/build-rootfs.sh) with the stack's own
+cloud-init seed in the NoCloud seed directory (user-data, meta-data and network-config exactly as
+rendered), its own name, address and MAC. The shared disk is one loop device over a raw file,
+handed to every control container at the stack's own device path: libvirtd's private /dev holds
+that name for the loop device, and libvirt creates the same node inside each container.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from lab.hypervisor import STATE_DIR, in_libvirtd_mounts, record, run, state, virsh
+from lab.substrate import Substrate
+
+SEED_DIR = "var/lib/cloud/seed/nocloud"
+# libvirtd runs outside systemd here: its LXC driver manages these cgroup v1 hierarchies itself.
+# The cgroup2 `unified` one must stay unmounted (libvirt_lxc fails creating a directory there).
+CGROUPS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
+
+
+def domain_xml(node: dict, root: Path, network: str, link: str, shared_device: str | None) -> str:
+    shared = f"""
+    <hostdev mode='capabilities' type='storage'>
+      <source><block>{shared_device}</block></source>
+    </hostdev>""" if shared_device else ""
+    return f"""<domain type='lxc'>
+  <name>{node['domain']}</name>
+  <memory unit='MiB'>{node['memory_mib']}</memory>
+  <vcpu>{node['vcpu']}</vcpu>
+  <os>
+    <type>exe</type>
+    <init>/sbin/init</init>
+  </os>
+  <features><capabilities policy='allow'/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <filesystem type='mount' accessmode='passthrough'>
+      <source dir='{root}'/>
+      <target dir='/'/>
+    </filesystem>
+    <interface type='network'>
+      <source network='{network}'/>
+      <mac address='{node['mac']}'/>
+      <target dev='{link}'/>
+    </interface>{shared}
+    <console type='pty'/>
+  </devices>
+</domain>
+"""
+
+
+class Containers(Substrate):
+    name = "containers"
+    uri = "lxc:///"
+
+    def __init__(self, rendered: Path, base: Path, shared_device: str):
+        super().__init__(rendered, base)
+        self.shared_device = shared_device
+
+    # -- the hypervisor side -----------------------------------------------------------------
+    def prepare_libvirtd(self) -> str:
+        loop = self._loop_device()
+        major, minor = (int(n, 16) for n in run("stat", "-L", "-c", "%t %T", loop).stdout.split())
+        cgroups = " && ".join(
+            f"mkdir -p /sys/fs/cgroup/{c} && mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}"
+            for c in CGROUPS)
+        name = self.shared_device
+        return (f"{super().prepare_libvirtd()} && mkdir -p {os.path.dirname(name)} "
+                f"&& mknod {name} b {major} {minor} "
+                "&& mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup && "
+                f"{cgroups} && mkdir -p /sys/fs/cgroup/systemd "
+                "&& mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd")
+
+    def _loop_device(self) -> str:
+        """One loop device over a raw file named like the stack's shared volume."""
+        volume = self.resources["shared-disk-volume"]["inputs"]
+        path = STATE_DIR / volume["name"]
+        run("truncate", "-s", str(volume["size"]), str(path))
+        loop = run("losetup", "--find", "--show", str(path)).stdout.strip()
+        record(loops=[*state().get("loops", []), loop])
+        return loop
+
+    # -- nodes -------------------------------------------------------------------------------
+    def define(self, node: dict) -> None:
+        base = STATE_DIR / "nodes" / node["name"]
+        upper, work, root = base / "upper", base / "work", base / "root"
+        for directory in (upper, work, root):
+            directory.mkdir(parents=True, exist_ok=True)
+        seed = upper / SEED_DIR
+        seed.mkdir(parents=True, exist_ok=True)
+        for role, path in self.resources[f"{node['name']}-cloudinit"]["files"].items():
+            (seed / role).write_text((self.rendered / path).read_text())
+        in_libvirtd_mounts("mount", "-t", "overlay", "overlay", "-o",
+                           f"lowerdir={self.base / 'root'},upperdir={upper},workdir={work}",
+                           str(root))
+        xml = STATE_DIR / f"{node['name']}.xml"
+        xml.write_text(domain_xml(node, root, self.manifest["network"]["name"], self.link(node),
+                                  self.shared_device if node["shared_disk"] else None))
+        virsh("define", str(xml))
+
+    def init_pid(self, node: dict) -> int | None:
+        """The PID (in this machine's namespace) of the container's init, None when it is down."""
+        try:
+            controller = Path(f"/run/libvirt/lxc/{node['domain']}.pid").read_text().split()[0]
+            children = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
+        except (OSError, IndexError):
+            return None
+        return int(children[0]) if children else None
+
+    def kill_hard(self, node: dict) -> None:
+        pid = self.init_pid(node)
+        if pid is None:
+            raise RuntimeError(f"{node['name']} has no running init")
+        os.kill(pid, signal.SIGKILL)
+
+    def exec(self, node: dict, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        pid = self.init_pid(node)
+        if pid is None:
+            return subprocess.CompletedProcess([], 255, "", f"{node['name']} is not running")
+        try:
+            return subprocess.run(["nsenter", "-t", str(pid), "-a", "sh", "-c", command],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess([], 124, "", f"{command}: timed out")
+
+    def addresses(self, node: dict) -> str | None:
+        # Only the network namespace: quicker than entering all of them, and it runs the
+        # machine's own `ip`.
+        pid = self.init_pid(node)
+        if pid is None:
+            return None
+        result = subprocess.run(["nsenter", "-t", str(pid), "-n", "ip", "-o", "-4", "addr", "show"],
+                                capture_output=True, text=True, timeout=10)
+        return result.stdout if result.returncode == 0 else None
+
+    def mountinfo(self, node: dict) -> str | None:
+        """The node's mount table read through its init (None when it is down)."""
+        pid = self.init_pid(node)
+        try:
+            return Path(f"/proc/{pid}/mountinfo").read_text() if pid else None
+        except OSError:
+            return None
