@@ -54,7 +54,8 @@ class Case:
 
 def settings(**parts) -> NS:
     defaults = dict(image=NS(os_family="debian"), cluster=NS(haproxy_layout="clone",
-                                                            broker="rabbitmq", name="osha"),
+                                                            broker="rabbitmq", name="osha",
+                                                            token_ms=3000),
                     mysql_require_tls=True, tls_enabled=True)
     return NS(**{**defaults, **parts})
 
@@ -74,7 +75,7 @@ CASES = {
             "hacluster_password": ["stdin-secret\nsecond line"], "packages": [h, "pcs"],
             "units": [h, "haproxy"], "log_dir": [h]})]),
     "cluster-setup": Case("cluster-setup.sh.j2", lambda h: dict(
-        settings=settings(cluster=NS(name=h)),
+        settings=settings(cluster=NS(name=h, token_ms=3000)),
         nodes=[NS(name=h, ip=h), NS(name="ctl2", ip="10.0.0.2")]), [
         Fragment("#!", r"node_count=", variables=lambda h: {
             "cluster": [h], "members": [h, f"addr={h}", "ctl2", "addr=10.0.0.2"]})]),

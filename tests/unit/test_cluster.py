@@ -128,7 +128,8 @@ def test_failover_settings_reach_corosync_pacemaker_and_the_fence_devices():
     raw = stack_config("dev", cluster={"tokenMs": 1000, "loadThresholdPercent": 400},
                        fencing={"action": "off"})
     graph = render.run_program(raw, "dev")
-    assert "totem token=1000" in graph.named("cluster-setup").inputs["create"]
+    setup = graph.named("cluster-setup").inputs["create"]
+    assert "token_ms=1000\n" in setup and 'totem token="$token_ms"' in setup
     layout = graph.named("cluster-layout").inputs["create"]
     assert "load-threshold=400%" in layout
     assert layout.count("pcmk_reboot_action=off") == len(graph.settings.controls)
