@@ -17,6 +17,8 @@ from settings import Settings
 
 GIB = 1024 ** 3
 SERIAL = "osha-shared"
+# Where every node sees it: udev names the disk after its serial.
+DEVICE = f"/dev/disk/by-id/virtio-{SERIAL}"
 
 
 @dataclass
@@ -48,5 +50,5 @@ class SharedDisk(pulumi.ComponentResource):
             self.disk = libvirt.DomainDiskArgs(block_device=storage.source["hostDevice"])
             match = storage.source["hostDevice"]
         self.xslt = render("shared-disk.xsl.j2", match=match, serial=SERIAL)
-        self.device = f"/dev/disk/by-id/virtio-{SERIAL}"
+        self.device = DEVICE
         self.register_outputs({"device": self.device})

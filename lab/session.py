@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import settings as stack_settings
+from components import shared_disk
 from lab import checks, hypervisor, keystone
 from lab.containers import Containers
 from lab.substrate import Substrate
@@ -107,7 +108,7 @@ class Lab:
         self.mysql_datadir = self.settings.cluster.mysql_datadir
         base = base or build(substrate)
         self.nodes: Substrate = (
-            Containers(rendered, base, self.settings.shared_storage.device)
+            Containers(rendered, base, shared_disk.DEVICE)
             if substrate == "containers" else VMs(rendered, base))
         self.hypervisor = hypervisor.Hypervisor(self.manifest["network"], self.nodes)
 

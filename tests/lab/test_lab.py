@@ -15,6 +15,7 @@ import pytest
 
 from catalogue import endpoints
 from components import templating
+from components import shared_disk
 from components.endpoints import load_rules
 from components.fencing import KEY_FILE
 from lab import checks, drill, keystone, session
@@ -42,7 +43,7 @@ def test_cloud_init_finished_without_errors(lab):
 
 def test_control_nodes_see_one_shared_disk(lab):
     """A block written on one control node reads back on the others, at the stack's device path."""
-    device = lab.settings.shared_storage.device
+    device = shared_disk.DEVICE
     writer, *readers = lab.controls
     marker = f"osha-lab-{secrets.token_hex(8)}"
     # The last block: far from where the stack's mkfs puts its superblock, and zeroed again below.
@@ -185,13 +186,14 @@ def test_a_changed_template_reruns_only_the_steps_it_renders(lab, tmp_path):
     shutil.copytree(templating.TEMPLATES, changed_templates)
     sysctl = changed_templates / "cluster-sysctl.sh.j2"
     sysctl.write_text(sysctl.read_text() + "# edited\n")
-    loader = templating._ENV.loader
-    templating._ENV.loader = jinja2.FileSystemLoader(str(changed_templates))
+    shell = templating.environment_for(sysctl.name)
+    loader = shell.loader
+    shell.loader = jinja2.FileSystemLoader(str(changed_templates))
     try:
         rendered = session.render_stack(tmp_path / "rendered", session.profile_from_environment(),
                                         lab.settings.cluster.haproxy_layout)
     finally:
-        templating._ENV.loader = loader
+        shell.loader = loader
     changed = replay.changed_steps(replay.Rendered.load(lab.rendered), replay.Rendered.load(rendered))
     assert sorted(changed) == sorted(f"{n['name']}-sysctl" for n in lab.controls)
     before_epoch = cib_epoch(lab)
