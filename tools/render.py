@@ -398,6 +398,8 @@ class Artifact:
     role: str  # create, update, delete, xslt, user-data, meta-data, network-config, source
     kind: str  # shell, xml, yaml, config
     text: str
+    # A Pulumi secret as a whole (a node's user-data): written under DIR/secrets/.
+    secret: bool = False
 
 
 ARTIFACT_KINDS = {**{role: "shell" for role in COMMAND_FILES}, "xslt": "xml", "source": "config",
@@ -407,8 +409,13 @@ ARTIFACT_KINDS = {**{role: "shell" for role in COMMAND_FILES}, "xslt": "xml", "s
 def artifacts(raw_config: dict[str, Any], stack: str) -> list[Artifact]:
     """Every script, XML, YAML and config text the program makes for `raw_config` (stdin, the
     secret channel, aside), each with its role and kind: for checks over many configs."""
-    graph = run_program(raw_config, stack)
-    return [Artifact(registration.name, role, ARTIFACT_KINDS[role], text)
+    return artifacts_of(run_program(raw_config, stack))
+
+
+def artifacts_of(graph: Graph) -> list[Artifact]:
+    """`artifacts` of a graph already run."""
+    return [Artifact(registration.name, role, ARTIFACT_KINDS[role], text,
+                     text in graph.secret_inputs)
             for registration in graph.registrations
             for role, text in _files_of(registration).items() if role != "stdin"]
 
