@@ -306,30 +306,30 @@ class _StackFileLoader(yaml.SafeLoader):
 
 def read_stack_file(path: Path) -> dict[str, Any]:
     """A stack file's `config` (every namespace), or SettingsError, one line per problem."""
-    def fail(key: str, value: Any, remedy: str) -> stack_settings.SettingsError:
+    def fail(key: tuple, value: Any, remedy: str) -> stack_settings.SettingsError:
         return stack_settings.SettingsError(
-            [f"{PROJECT}:{path.name}{key}: {value!r} is invalid; {remedy}"])
+            [settings_schema.line(PROJECT, (path.name, *key), value, remedy)])
 
     try:
         document = yaml.load(path.read_text(), Loader=_StackFileLoader)
     except OSError as error:
-        raise fail("", str(path), f"cannot read it: {error.strerror}") from None
+        raise fail((), str(path), f"cannot read it: {error.strerror}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         text = " ".join(str(getattr(error, "problem", None) or error).split())
-        raise fail("", where + text, "not valid YAML") from None
+        raise fail((), where + text, "not valid YAML") from None
     document = {} if document is None else document
     if not isinstance(document, dict):
-        raise fail("", document, "expected a mapping with a `config:` key")
+        raise fail((), document, "expected a mapping with a `config:` key")
     for key in document:
         if key not in STACK_FILE_KEYS:
-            raise fail(f".{key}", document[key], "not a key of a Pulumi stack file" + (
+            raise fail((key,), document[key], "not a key of a Pulumi stack file" + (
                 settings_schema.did_you_mean(key, list(STACK_FILE_KEYS)) or
                 f"; known keys: {', '.join(STACK_FILE_KEYS)}"))
     config = document.get("config") or {}
     if not isinstance(config, dict):
-        raise fail(".config", config, "expected a mapping of namespace:key to values")
+        raise fail(("config",), config, "expected a mapping of namespace:key to values")
     return config
 
 

@@ -63,6 +63,11 @@ MISTAKES = {
         "did you mean `portal`?"),
     "top-level-typo": (dev(controlNode={"count": 3}), "controlNode",
                        "did you mean `controlNodes`?"),
+    # A key that is not a plain name is shown as a JSON string: the line stays one line.
+    "newline-in-an-unknown-key": (dev(tls={"enabled": True, "x\n$(:>MARKER)": 1}),
+                                  'tls["x\\n$(:>MARKER)"]', "unknown key"),
+    "terminal-escape-in-a-tag-name": (dev(tags={"env\x1b[2J": "dev"}),
+                                      'tags["env\\u001b[2J"]', "tag name"),
     # Strings are not booleans or integers.
     "no-is-not-false": (dev(controlNodes={"count": 4}, acknowledgeEvenControlCount="no"),
                         "acknowledgeEvenControlCount", "expected true or false"),
@@ -185,7 +190,7 @@ def test_each_mistake_is_one_line_naming_key_and_remedy(name):
     assert len(caught.value.problems) == 1, caught.value.problems
     (line,) = caught.value.problems
     assert line.startswith(f"openstack-ha:{key}: ") and " is invalid; " in line, line
-    assert remedy in line and "\n" not in line, line
+    assert remedy in line and line.isprintable(), line
     assert SECRET not in line
 
 
@@ -206,6 +211,8 @@ STACK_FILES = {
                            "did you mean `config`?"),
     "not-a-mapping": ("- openstack-ha:vip\n", "Pulumi.x.yaml", "expected a mapping"),
     "config-not-a-mapping": ("config: [vip]\n", "Pulumi.x.yaml.config", "expected a mapping"),
+    "newline-in-a-key": ('config: {}\n"conf\\nig": {}\n', 'Pulumi.x.yaml["conf\\nig"]',
+                         "did you mean `config`?"),
 }
 
 
@@ -217,7 +224,7 @@ def test_a_broken_stack_file_is_one_line(name, tmp_path):
     with pytest.raises(settings.SettingsError) as caught:
         render.stack_config("x", path)
     (line,) = caught.value.problems
-    assert line.startswith(f"openstack-ha:{key}: ") and remedy in line and "\n" not in line
+    assert line.startswith(f"openstack-ha:{key}: ") and remedy in line and line.isprintable()
 
 
 def test_a_key_outside_the_project_namespace_is_a_typo(tmp_path):
@@ -228,6 +235,13 @@ def test_a_key_outside_the_project_namespace_is_a_typo(tmp_path):
     assert caught.value.problems == [
         "openstack_ha:vip: '10.20.0.10' is invalid; not a key of this stack (its keys are "
         "openstack-ha:<key>); did you mean `openstack-ha:vip`?"]
+
+
+def test_a_key_outside_the_namespace_is_shown_on_one_line():
+    problems = settings.project_config({"openstack_ha:vip\n\x1b[2J": "10.20.0.10"})[1]
+    assert problems == ['"openstack_ha:vip\\n\\u001b[2J": \'10.20.0.10\' is invalid; not a key '
+                        'of this stack (its keys are openstack-ha:<key>); did you mean '
+                        '`openstack-ha:vip`?']
 
 
 def test_render_reports_a_broken_stack_file_without_a_traceback(tmp_path, capsys):
