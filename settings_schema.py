@@ -137,10 +137,18 @@ def _ed25519_public_key(value: str) -> Optional[str]:
     return None
 
 
+# The key file as ssh-keygen writes it, and nothing else: the parser alone skips text around the
+# block and stray characters inside it.
+OPENSSH_PRIVATE_KEY = re.compile(r"\s*-----BEGIN OPENSSH PRIVATE KEY-----\r?\n"
+                                 r"(?:[A-Za-z0-9+/=]+\r?\n)+-----END OPENSSH PRIVATE KEY-----\s*",
+                                 re.ASCII)
+
+
 def _ssh_private_key(value: str) -> Optional[SecretStr]:
     with suppress(ValueError, TypeError, UnsupportedAlgorithm):
-        serialization.load_ssh_private_key(value.encode(), password=None)
-        return SecretStr(value)
+        if OPENSSH_PRIVATE_KEY.fullmatch(value):
+            serialization.load_ssh_private_key(value.encode(), password=None)
+            return SecretStr(value)
     return None
 
 

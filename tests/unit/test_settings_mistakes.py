@@ -23,6 +23,7 @@ from tests.conftest import stack_config
 from tools import render
 
 SECRET = "s3cret-Value-Never-Shown"
+ADMIN_KEY = render.config_secret("dev", "adminSshPrivateKey")
 ECDSA_HOST_KEY = ec.derive_private_key(7, ec.SECP256R1()).public_key().public_bytes(
     serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
@@ -179,6 +180,9 @@ MISTAKES = {
     "empty-password": (dev(mysqlRootPassword=""), "mysqlRootPassword", "password"),
     "admin-key-not-a-key": (dev(adminSshPrivateKey=SECRET), "adminSshPrivateKey",
                             "OpenSSH private key"),
+    # The key parser alone skips whatever stands around the key block.
+    "admin-key-with-text-around-it": (dev(adminSshPrivateKey=f"$(:>MARKER){ADMIN_KEY}{SECRET}"),
+                                      "adminSshPrivateKey", "OpenSSH private key"),
 }
 
 
