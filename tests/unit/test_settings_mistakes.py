@@ -121,6 +121,15 @@ MISTAKES = {
                                  "absolute path"),
     "unit-name": (dev(cluster={"singletons": [{"name": "agent", "unit": "agent; reboot"}]}),
                   "cluster.singletons[0].unit", "systemd unit name"),
+    # A comment of the local authorize command, an entry of the nodes' address array.
+    "fence-user-ends-a-comment": (dev(hypervisors=hypervisor(fenceUser="root\n:>MARKER #")),
+                                  "hypervisors[0].fenceUser", "user name"),
+    "fence-address-leaves-an-array": (dev(hypervisors=hypervisor(
+        fenceAddress="10.20.0.1) ; :>MARKER ; x=(")), "hypervisors[0].fenceAddress",
+        "an IPv4 address or an ASCII DNS name"),
+    "quote-in-the-host-device": (multihost(lambda r: r["sharedStorage"]["source"].update(
+        hostDevice='/dev/disk/by-path/a"b')), "sharedStorage.source.hostDevice",
+        "block device path"),
     "control-character-in-a-tag": (dev(tags={"environment": "prod\x1b[2J"}), "tags.environment",
                                    "without control characters"),
     # Cross-field rules.
