@@ -137,10 +137,18 @@ def _ed25519_public_key(value: str) -> Optional[str]:
     return None
 
 
+# The key file as ssh-keygen writes it, and nothing else: the parser alone skips text around the
+# block and stray characters inside it.
+OPENSSH_PRIVATE_KEY = re.compile(r"\s*-----BEGIN OPENSSH PRIVATE KEY-----\r?\n"
+                                 r"(?:[A-Za-z0-9+/=]+\r?\n)+-----END OPENSSH PRIVATE KEY-----\s*",
+                                 re.ASCII)
+
+
 def _ssh_private_key(value: str) -> Optional[SecretStr]:
     with suppress(ValueError, TypeError, UnsupportedAlgorithm):
-        serialization.load_ssh_private_key(value.encode(), password=None)
-        return SecretStr(value)
+        if OPENSSH_PRIVATE_KEY.fullmatch(value):
+            serialization.load_ssh_private_key(value.encode(), password=None)
+            return SecretStr(value)
     return None
 
 
@@ -283,11 +291,26 @@ def did_you_mean(given: Any, known: list[str]) -> str:
     return f"; did you mean `{close[0]}`?" if close else ""
 
 
+# A key shown as it is; any other (a typo holding a newline, quotes, a terminal escape) is shown
+# as a JSON string, so a problem stays one printable line.
+PLAIN_KEY = re.compile(r"[A-Za-z0-9_.:/@+-]+", re.ASCII)
+
+
+def key_name(key: Any) -> str:
+    return key if isinstance(key, str) and PLAIN_KEY.fullmatch(key) else json.dumps(str(key))
+
+
+def key_path(path: tuple) -> str:
+    """`a.b[0].c`, a key that is not a plain name as `["..."]`."""
+    steps = (f"[{p}]" if isinstance(p, int) and not isinstance(p, bool) else
+             f".{p}" if key_name(p) == p else f"[{key_name(p)}]" for p in path)
+    return "".join(steps).removeprefix(".")
+
+
 def line(project: str, path: tuple, value: Any, remedy: str, secret: bool = False) -> str:
     """`<project>:<key.path>: <value> is invalid; <remedy>`; a secret value is never shown."""
-    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
     shown = "[secret]" if secret and value is not None else repr(value)
-    return f"{project}:{key or 'config'}: {shown} is invalid; {remedy}"
+    return f"{project}:{key_path(path) or 'config'}: {shown} is invalid; {remedy}"
 
 
 def describe(error: ValidationError, root: type, project: str,
@@ -331,8 +354,8 @@ def project_keys(config: dict[str, Any], project: str, root: type, namespaces: t
             raw[name] = value
         elif namespace not in namespaces or not colon:
             shown = "[secret]" if (name or namespace) in secret_keys else repr(value)
-            problems.append(f"{key}: {shown} is invalid; not a key of this stack (its keys are "
-                            f"{project}:<key>)" + did_you_mean(
+            problems.append(f"{key_name(key)}: {shown} is invalid; not a key of this stack "
+                            f"(its keys are {project}:<key>)" + did_you_mean(
                                 key if colon else f"{project}:{key}", known))
     return raw, problems
 

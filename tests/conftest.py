@@ -2,11 +2,23 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase
+from hypothesis import settings as hypothesis_settings
 
 from tools import render
+
+# Property tests: `ci` (the default) draws the same examples every run, keeps no database and
+# reports a failing example as found (shrinking one that renders the stack takes many minutes);
+# HYPOTHESIS_PROFILE=explore searches longer, at random, shrinks, and remembers failures.
+hypothesis_settings.register_profile("ci", max_examples=8, derandomize=True, database=None,
+                                     deadline=None, print_blob=True,
+                                     phases=[Phase.explicit, Phase.generate])
+hypothesis_settings.register_profile("explore", max_examples=100, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def stack_config(stack: str, **overrides) -> dict:

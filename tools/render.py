@@ -325,30 +325,30 @@ class _StackFileLoader(yaml.SafeLoader):
 
 def read_stack_file(path: Path) -> dict[str, Any]:
     """A stack file's `config` (every namespace), or SettingsError, one line per problem."""
-    def fail(key: str, value: Any, remedy: str) -> stack_settings.SettingsError:
+    def fail(key: tuple, value: Any, remedy: str) -> stack_settings.SettingsError:
         return stack_settings.SettingsError(
-            [f"{PROJECT}:{path.name}{key}: {value!r} is invalid; {remedy}"])
+            [settings_schema.line(PROJECT, (path.name, *key), value, remedy)])
 
     try:
         document = yaml.load(path.read_text(), Loader=_StackFileLoader)
     except OSError as error:
-        raise fail("", str(path), f"cannot read it: {error.strerror}") from None
+        raise fail((), str(path), f"cannot read it: {error.strerror}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         text = " ".join(str(getattr(error, "problem", None) or error).split())
-        raise fail("", where + text, "not valid YAML") from None
+        raise fail((), where + text, "not valid YAML") from None
     document = {} if document is None else document
     if not isinstance(document, dict):
-        raise fail("", document, "expected a mapping with a `config:` key")
+        raise fail((), document, "expected a mapping with a `config:` key")
     for key in document:
         if key not in STACK_FILE_KEYS:
-            raise fail(f".{key}", document[key], "not a key of a Pulumi stack file" + (
+            raise fail((key,), document[key], "not a key of a Pulumi stack file" + (
                 settings_schema.did_you_mean(key, list(STACK_FILE_KEYS)) or
                 f"; known keys: {', '.join(STACK_FILE_KEYS)}"))
     config = document.get("config") or {}
     if not isinstance(config, dict):
-        raise fail(".config", config, "expected a mapping of namespace:key to values")
+        raise fail(("config",), config, "expected a mapping of namespace:key to values")
     return config
 
 
@@ -417,6 +417,8 @@ class Artifact:
     role: str  # create, update, delete, xslt, user-data, meta-data, network-config, source
     kind: str  # shell, xml, yaml, config
     text: str
+    # A Pulumi secret as a whole (a node's user-data): written under DIR/secrets/.
+    secret: bool = False
 
 
 ARTIFACT_KINDS = {**{role: "shell" for role in COMMAND_FILES}, "xslt": "xml", "source": "config",
@@ -426,8 +428,13 @@ ARTIFACT_KINDS = {**{role: "shell" for role in COMMAND_FILES}, "xslt": "xml", "s
 def artifacts(raw_config: dict[str, Any], stack: str) -> list[Artifact]:
     """Every script, XML, YAML and config text the program makes for `raw_config` (stdin, the
     secret channel, aside), each with its role and kind: for checks over many configs."""
-    graph = run_program(raw_config, stack)
-    return [Artifact(registration.name, role, ARTIFACT_KINDS[role], text)
+    return artifacts_of(run_program(raw_config, stack))
+
+
+def artifacts_of(graph: Graph) -> list[Artifact]:
+    """`artifacts` of a graph already run."""
+    return [Artifact(registration.name, role, ARTIFACT_KINDS[role], text,
+                     text in graph.secret_inputs)
             for registration in graph.registrations
             for role, text in _files_of(registration).items() if role != "stdin"]
 

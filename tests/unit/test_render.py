@@ -31,5 +31,7 @@ def test_every_artifact_parses_as_its_kind(stack):
                 assert artifact.text.startswith("#cloud-config\n")
         else:
             assert artifact.text.strip()
+        # The user-data holds the node's host key: the only text secret as a whole.
+        assert artifact.secret == (artifact.role == "user-data"), artifact.resource
     assert {a.role for a in found} >= {"create", "delete", "user-data", "meta-data",
                                        "network-config", "xslt", "source"}

@@ -23,6 +23,7 @@ from tests.conftest import stack_config
 from tools import render
 
 SECRET = "s3cret-Value-Never-Shown"
+ADMIN_KEY = render.config_secret("dev", "adminSshPrivateKey")
 ECDSA_HOST_KEY = ec.derive_private_key(7, ec.SECP256R1()).public_key().public_bytes(
     serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
@@ -63,6 +64,11 @@ MISTAKES = {
         "did you mean `portal`?"),
     "top-level-typo": (dev(controlNode={"count": 3}), "controlNode",
                        "did you mean `controlNodes`?"),
+    # A key that is not a plain name is shown as a JSON string: the line stays one line.
+    "newline-in-an-unknown-key": (dev(tls={"enabled": True, "x\n$(:>MARKER)": 1}),
+                                  'tls["x\\n$(:>MARKER)"]', "unknown key"),
+    "terminal-escape-in-a-tag-name": (dev(tags={"env\x1b[2J": "dev"}),
+                                      'tags["env\\u001b[2J"]', "tag name"),
     # Strings are not booleans or integers.
     "no-is-not-false": (dev(controlNodes={"count": 4}, acknowledgeEvenControlCount="no"),
                         "acknowledgeEvenControlCount", "expected true or false"),
@@ -115,6 +121,15 @@ MISTAKES = {
                                  "absolute path"),
     "unit-name": (dev(cluster={"singletons": [{"name": "agent", "unit": "agent; reboot"}]}),
                   "cluster.singletons[0].unit", "systemd unit name"),
+    # A comment of the local authorize command, an entry of the nodes' address array.
+    "fence-user-ends-a-comment": (dev(hypervisors=hypervisor(fenceUser="root\n:>MARKER #")),
+                                  "hypervisors[0].fenceUser", "user name"),
+    "fence-address-leaves-an-array": (dev(hypervisors=hypervisor(
+        fenceAddress="10.20.0.1) ; :>MARKER ; x=(")), "hypervisors[0].fenceAddress",
+        "an IPv4 address or an ASCII DNS name"),
+    "quote-in-the-host-device": (multihost(lambda r: r["sharedStorage"]["source"].update(
+        hostDevice='/dev/disk/by-path/a"b')), "sharedStorage.source.hostDevice",
+        "block device path"),
     "control-character-in-a-tag": (dev(tags={"environment": "prod\x1b[2J"}), "tags.environment",
                                    "without control characters"),
     # Cross-field rules.
@@ -174,6 +189,9 @@ MISTAKES = {
     "empty-password": (dev(mysqlRootPassword=""), "mysqlRootPassword", "password"),
     "admin-key-not-a-key": (dev(adminSshPrivateKey=SECRET), "adminSshPrivateKey",
                             "OpenSSH private key"),
+    # The key parser alone skips whatever stands around the key block.
+    "admin-key-with-text-around-it": (dev(adminSshPrivateKey=f"$(:>MARKER){ADMIN_KEY}{SECRET}"),
+                                      "adminSshPrivateKey", "OpenSSH private key"),
 }
 
 
@@ -185,7 +203,7 @@ def test_each_mistake_is_one_line_naming_key_and_remedy(name):
     assert len(caught.value.problems) == 1, caught.value.problems
     (line,) = caught.value.problems
     assert line.startswith(f"openstack-ha:{key}: ") and " is invalid; " in line, line
-    assert remedy in line and "\n" not in line, line
+    assert remedy in line and line.isprintable(), line
     assert SECRET not in line
 
 
@@ -206,6 +224,8 @@ STACK_FILES = {
                            "did you mean `config`?"),
     "not-a-mapping": ("- openstack-ha:vip\n", "Pulumi.x.yaml", "expected a mapping"),
     "config-not-a-mapping": ("config: [vip]\n", "Pulumi.x.yaml.config", "expected a mapping"),
+    "newline-in-a-key": ('config: {}\n"conf\\nig": {}\n', 'Pulumi.x.yaml["conf\\nig"]',
+                         "did you mean `config`?"),
 }
 
 
@@ -217,7 +237,7 @@ def test_a_broken_stack_file_is_one_line(name, tmp_path):
     with pytest.raises(settings.SettingsError) as caught:
         render.stack_config("x", path)
     (line,) = caught.value.problems
-    assert line.startswith(f"openstack-ha:{key}: ") and remedy in line and "\n" not in line
+    assert line.startswith(f"openstack-ha:{key}: ") and remedy in line and line.isprintable()
 
 
 def test_a_key_outside_the_project_namespace_is_a_typo(tmp_path):
@@ -228,6 +248,13 @@ def test_a_key_outside_the_project_namespace_is_a_typo(tmp_path):
     assert caught.value.problems == [
         "openstack_ha:vip: '10.20.0.10' is invalid; not a key of this stack (its keys are "
         "openstack-ha:<key>); did you mean `openstack-ha:vip`?"]
+
+
+def test_a_key_outside_the_namespace_is_shown_on_one_line():
+    problems = settings.project_config({"openstack_ha:vip\n\x1b[2J": "10.20.0.10"})[1]
+    assert problems == ['"openstack_ha:vip\\n\\u001b[2J": \'10.20.0.10\' is invalid; not a key '
+                        'of this stack (its keys are openstack-ha:<key>); did you mean '
+                        '`openstack-ha:vip`?']
 
 
 def test_render_reports_a_broken_stack_file_without_a_traceback(tmp_path, capsys):
