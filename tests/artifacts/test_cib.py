@@ -1,8 +1,11 @@
 """The stack's rendered CIB layout run with the real pcs, then checked by crm_verify and crm_simulate."""
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 
+import openstack_packages
 import settings as stack_settings
 from tests.artifacts import cib
 from tests.conftest import stack_config
@@ -149,7 +152,6 @@ def test_fencing_off_disables_stonith_and_creates_no_device(tmp_path):
 def test_the_group_holds_the_shared_directory_then_glance_then_mysql(built):
     """The Filesystem mounts cluster.sharedDir; glance-api (when the stack installs it) starts
     right after it, before MySQL, whose datadir lies in it; MySQL runs its init file."""
-    import xml.etree.ElementTree as ET
     settings, _, configured, _, _ = built
     root = ET.parse(configured).getroot()
     (group,) = root.iter("group")
@@ -166,4 +168,5 @@ def test_the_group_holds_the_shared_directory_then_glance_then_mysql(built):
         params("mysql")["additional_parameters"]
     if "glance-api" in order:
         (glance,) = [p for p in root.iter("primitive") if p.get("id") == "glance-api"]
-        assert (glance.get("class"), glance.get("type")) == ("systemd", "glance-api")
+        unit = openstack_packages.managed_units(settings)["glance-api"]
+        assert (glance.get("class"), glance.get("type")) == ("systemd", unit)
