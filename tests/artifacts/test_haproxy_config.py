@@ -17,6 +17,7 @@ VARIANTS = {
                       "openstack": {"install": "none"}}),
     "clone-tls": ("prod", {}),
     "group-tls": ("prod", {"cluster": {"haproxyLayout": "group", "broker": "rabbitmq"}}),
+    "debian": ("debian", {}),
 }
 
 
