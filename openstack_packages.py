@@ -100,8 +100,13 @@ def run_units(role: str, family: str, services: dict[str, bool], l2_unit: Option
     if l2_unit is not None:
         found += l2_agents(family)[l2_unit].get("units", [])
     for name in _on(services):
-        found += data()["services"][name].get("units", {}).get(family, [])
+        found += service_units(name, family)
     return _unique(found)
+
+
+def service_units(service: str, family: str) -> list[str]:
+    """The units every control node runs for one service."""
+    return list(data()["services"][service].get("units", {}).get(family, []))
 
 
 def cluster_units(family: str, services: dict[str, bool]) -> dict[str, str]:

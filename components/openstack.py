@@ -94,8 +94,7 @@ def install_restarts(plan: NodePlan, repoint: list[Restart], settings: Settings)
     """Who re-reads each file the install may change: its own files, keystone's key
     repositories and the repoint's files (its edits run here too), merged by path."""
     rows: dict[str, Restart] = {}
-    keystone_units = tuple(openstack_packages.data()["services"]["keystone"]["units"][
-        settings.image.os_family])
+    keystone_units = tuple(openstack_packages.service_units("keystone", settings.image.os_family))
     keys = [Restart(f"/etc/keystone/{r}-keys", keystone_units, ())
             for r in KEY_REPOSITORIES] if plan.keystone_keys else []
     for row in [*plan.restarts, *keys, *repoint]:
@@ -193,8 +192,9 @@ class OpenStackBootstrap(pulumi.ComponentResource):
         first = args.controls[0]
         databases, catalogue = bootstrap_plans(s)
         family = s.image.os_family
+        # memcached too: keystone's cache.
         keystone_units = [*openstack_packages.data()["control"]["common_units"][family],
-                          *openstack_packages.data()["services"]["keystone"]["units"][family]]
+                          *openstack_packages.service_units("keystone", family)]
         self.bootstrap = first.step(
             "openstack-bootstrap", parent=self,
             depends_on=[*args.depends_on, *args.install.installed.values()],
