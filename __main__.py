@@ -13,6 +13,9 @@ from components.fencing import Fencing, FencingArgs
 from components.haproxy import Haproxy, HaproxyArgs
 from components.hypervisor import HypervisorSite, HypervisorSiteArgs
 from components.node import ClusterNode, ClusterNodeArgs
+from components.openstack import (OpenStackBootstrap, OpenStackBootstrapArgs, OpenStackInstall,
+                                  OpenStackInstallArgs, OpenStackSecrets, OpenStackSecretsArgs,
+                                  admin_openrc, dashboard_url)
 from components.shared_disk import SharedDisk, SharedDiskArgs
 from components.stack_facts import StackFacts, StackFactsArgs
 from components.tls import StackTls, StackTlsArgs
@@ -35,18 +38,33 @@ computes = [ClusterNode(n.name, ClusterNodeArgs(settings, n, sites[n.hypervisor]
             for n in settings.computes]
 cluster = Cluster("cluster", ClusterArgs(settings, controls, credentials))
 fencing = Fencing("fencing", FencingArgs(settings, controls, credentials))
+# With openstack.install packages: every node gets the distribution's OpenStack (control nodes
+# after their cluster packages), configured for the cluster and left stopped.
+openstack_secrets = OpenStackSecrets("openstack-secrets", OpenStackSecretsArgs(
+    settings, credentials)) if settings.openstack.installs else None
+openstack_install = OpenStackInstall("openstack-install", OpenStackInstallArgs(
+    settings, controls, computes, openstack_secrets, cluster.prep)) if openstack_secrets else None
+installed = list(openstack_install.installed.values()) if openstack_install else []
 # TLS material and HAProxy's config are in place before Pacemaker first starts the services
-# that read them; the repoint runs once the layout (VIP, HAProxy, MySQL, broker) is up.
+# that read them; Apache moves off the VIP's ports after the install put it there.
 stack_tls = StackTls("tls", StackTlsArgs(settings, controls, [cluster.formed])) \
     if settings.tls_enabled else None
 tls_installed = stack_tls.installed if stack_tls else []
-haproxy = Haproxy("haproxy", HaproxyArgs(settings, controls, [cluster.formed, *tls_installed]))
+haproxy = Haproxy("haproxy", HaproxyArgs(settings, controls,
+                                         [cluster.formed, *tls_installed, *installed]))
 cluster_resources = ClusterResources(
     "cluster-resources",
-    ClusterResourcesArgs(settings, controls, cluster, fencing, shared_disk,
-                         [*haproxy.installed, *tls_installed]))
+    ClusterResourcesArgs(settings, controls, cluster, fencing, shared_disk, credentials,
+                         [*haproxy.installed, *tls_installed, *installed]))
+# Once MySQL and the broker run at the VIP: databases, keystone, every node's services.
+openstack_bootstrap = OpenStackBootstrap("openstack", OpenStackBootstrapArgs(
+    settings, controls, computes, openstack_secrets, openstack_install,
+    [cluster_resources, *haproxy.installed])) if openstack_install else None
+started = openstack_bootstrap.started if openstack_bootstrap else []
+# The repoint runs once the layout (VIP, HAProxy, MySQL, broker) is up and the services run.
 endpoints = Endpoints("endpoints", EndpointsArgs(
-    settings, controls, computes, [cluster_resources, *haproxy.installed]))
+    settings, controls, computes, [cluster_resources, *haproxy.installed, *started],
+    credentials.keystone_admin_password))
 # What the policy pack in policy/ checks the resources against.
 StackFacts("facts", StackFactsArgs(settings, controls, shared_disk,
                                    cluster_resources.layout))
@@ -60,3 +78,6 @@ pulumi.export("nodes", {
     for node in controls + computes})
 pulumi.export("domains", [node.domain_name for node in controls + computes])
 pulumi.export("adminPrivateKey", pulumi.Output.secret(credentials.admin_private_key))
+if openstack_bootstrap:
+    pulumi.export("adminOpenrc", admin_openrc(settings, credentials.keystone_admin_password))
+    pulumi.export("dashboardUrl", dashboard_url(settings))

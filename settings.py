@@ -7,6 +7,7 @@ raises `SettingsError` with every problem, one line each; secrets are checked li
 shown, and handed on as Pulumi secrets. A new section is a `Section` subclass of `setting(...)`
 fields (cross-field checks as `@rule()` generators) plus one field of it on `Settings`.
 """
+import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -19,6 +20,7 @@ from pydantic import (ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic.alias_generators import to_camel
 from typing_extensions import TypedDict
 
+import openstack_packages
 from catalogue import (RELEASES, SERVICES, SINGLETON_UNITS, SINGLETONS, by_name, default_enabled,
                        default_singletons, ships)
 from settings_schema import (BridgeName, Cidr, DevicePath, Domain, Host, HostPort, ImageSource,
@@ -37,17 +39,22 @@ HAPROXY_LAYOUTS = ("clone", "group")
 NETWORK_MODES = ("nat", "isolated", "bridge")
 FENCE_AGENTS = ("fence_virsh", "fence_xvm")
 SHARED_STORAGE_KINDS = ("volume", "iscsi", "rbd")
+INSTALL_MODES = ("packages", "none")
+# Major versions named in image file names (Debian also by codename).
+DEBIAN_CODENAMES = {"bullseye": "11", "bookworm": "12", "trixie": "13"}
 # What describes each shared block device (hostDevice: where every hypervisor sees it).
 SOURCE_KEYS = {"iscsi": ("portal", "iqn", "lun", "hostDevice"),
                "rbd": ("pool", "image", "monitors", "hostDevice")}
 # Pacemaker, corosync, pcsd, MariaDB and the broker together need this much on a control node.
 MIN_CONTROL_MEMORY_MIB = 2048
+# With the OpenStack services too: measured 1.9 to 2.8 GiB of services per control node.
+MIN_INSTALL_CONTROL_MEMORY_MIB = 4096
 MIN_COMPUTE_MEMORY_MIB = 1024
 MIN_SHARED_DISK_GIB, MIN_DISK_GIB = 2, 8
 MAX_GIB, MAX_MIB, MAX_NODES = 65536, 16 * 1024 * 1024, 64
 # Pacemaker ids of the stack's own layout (components/cluster_resources.py), and fence-<node>.
 RESERVED_RESOURCE_IDS = ("vip", "shared-fs", "mysql", "broker", "haproxy", "haproxy-clone",
-                         "osha-core")
+                         "glance-api", "osha-core")
 # Config namespaces of the providers the stack uses: not this program's keys, but no typos either.
 PROVIDER_NAMESPACES = ("libvirt", "command", "random", "tls", "pulumi")
 Count = Annotated[int, Field(ge=0, le=MAX_NODES)]
@@ -66,10 +73,35 @@ class Image(Section):
     source: ImageSource = setting(DEFAULT_IMAGE, "what every root volume is a copy-on-write "
                                   "layer of", shown="CentOS Stream 9 GenericCloud URL")
     os_family: Literal[OS_FAMILIES] = setting("rhel", "package manager and unit names")
+    os_version: Optional[int] = setting(
+        derived="from the source's file name (debian-12, bookworm, ...-9-...)",
+        doc="the OS's major version: which OpenStack releases its packages provide", ge=1, le=999)
+
+    @field_validator("os_version")
+    @classmethod
+    def _version_from_the_source(cls, version: Optional[int], info: ValidationInfo):
+        source, family = info.data.get("source"), info.data.get("os_family")
+        if version is not None or source is None or family is None:
+            return version
+        return image_version(source, family)
 
     @property
     def is_url(self) -> bool:
         return self.source.startswith(("http://", "https://"))
+
+
+def image_version(source: str, family: str) -> Optional[int]:
+    """The major version an image's file name states, if it states one."""
+    name = source.rsplit("/", 1)[-1].lower()
+    if family == "debian":
+        for codename, version in DEBIAN_CODENAMES.items():
+            if codename in source.lower():
+                return int(version)
+        found = re.search(r"debian-([0-9]+)", name)
+    else:
+        found = re.search(r"(?:centos|rhel|rocky|almalinux|oraclelinux)[a-z_-]*?([0-9]+)", name) \
+            or re.search(r"\bel([0-9]+)\b", name)
+    return int(found.group(1)) if found else None
 
 
 class Network(Section):
@@ -265,10 +297,13 @@ class Cluster(Section):
     haproxy_layout: Literal[HAPROXY_LAYOUTS] = setting(
         "clone", "`clone`: HAProxy on every node, the VIP follows it; `group`: HAProxy in the "
         "VIP's group (the seed's layout)")
-    broker: Optional[Literal[BROKERS]] = setting(derived="`qpid` (rhel), `rabbitmq` (debian)",
-                                                 doc="the message broker")
+    broker: Optional[Literal[BROKERS]] = setting(
+        derived="`qpid` (rhel with openstack.install none), else `rabbitmq`",
+        doc="the message broker")
     stickiness: int = setting(100, "resource-stickiness", ge=0, le=1000000)
-    mysql_datadir: Path = setting("/var/lib/mysql", "MySQL's data directory (on the shared disk)")
+    shared_dir: Path = setting("/var/lib/openstack-ha", "where the shared disk is mounted, on one "
+                               "node at a time: MySQL's datadir (`mysql/`) and glance's image "
+                               "store (`glance-images/`) lie in it")
     singletons: Optional[ListOf[Singleton]] = setting(derived="per release and OS family",
                                                       doc="services run on exactly one node")
     tcp_keepalive: TcpKeepalive = setting(TcpKeepalive, "kernel keepalives against half-dead "
@@ -284,6 +319,8 @@ class Cluster(Section):
         "and waits between them, delaying a failover by seconds; containers report the whole "
         "host's load, so raise it where nodes share a host", ge=1, le=10000)
 
+    mysql_datadir = property(lambda self: f"{self.shared_dir}/mysql")
+    image_store = property(lambda self: f"{self.shared_dir}/glance-images")
     keepalive_time = property(lambda self: self.tcp_keepalive.time)
     keepalive_intvl = property(lambda self: self.tcp_keepalive.intvl)
     keepalive_probes = property(lambda self: self.tcp_keepalive.probes)
@@ -328,6 +365,66 @@ class Keystone(Section):
     admin_project: Word = setting("admin", "the admin's project")
     openrc_file: Path = setting("/root/keystonerc_admin", "sourced by the endpoint repoint when "
                                 "the keystoneAdminPassword secret is not set (packstack's)")
+
+
+class OpenStack(Section):
+    install: Literal[INSTALL_MODES] = setting(
+        "packages", "`packages`: the stack installs OpenStack from the OS family's own packages "
+        "and bootstraps it; `none`: the image carries the services (the stack clusters, balances "
+        "and repoints them)")
+    workers: Optional[int] = setting(derived="1 with 1-vCPU control nodes, else 2",
+                                     doc="processes per API (keystone, placement, nova, neutron, "
+                                     "cinder, heat); Horizon runs twice as many threads",
+                                     ge=1, le=64)
+    daemon_workers: int = setting(1, "workers of every other service (conductor, scheduler, "
+                                  "neutron RPC, heat-engine, glance-api, metadata, heat-cfn)",
+                                  ge=1, le=64)
+    compute_driver: Literal[openstack_packages.compute_drivers()] = setting(
+        "qemu", "nova's driver on compute nodes: `qemu` (emulated guests), `kvm` (needs nested "
+        "virtualisation on the hypervisor), `fake` (nova's fake driver: no guests, for tests)")
+
+    @rule()
+    def _nothing_else_without_install(self):
+        if self.install == "none":
+            for name in sorted(self.model_fields_set - {"install"}):
+                yield to_camel(name), getattr(self, name), "applies with install packages only"
+
+    @property
+    def installs(self) -> bool:
+        return self.install == "packages"
+
+
+def _singletons_installable(singletons: tuple, family: str):
+    """With install packages, each single-instance unit is an L2 agent the install knows, and
+    there is one at most."""
+    known = openstack_packages.l2_agents(family)
+    agents = [i for i, s in enumerate(singletons) if s.unit in known]
+    for i, s in enumerate(singletons):
+        if s.unit not in known:
+            yield ("cluster", "singletons", i, "unit"), s.unit, "openstack.install packages " \
+                f"installs no such unit; use one of {', '.join(known)} (the L2 agent), or " \
+                "openstack.install none"
+    for i in agents[1:]:
+        yield ("cluster", "singletons", i, "unit"), singletons[i].unit, "one L2 agent only: " \
+            f"{singletons[agents[0]].unit} is already one"
+
+
+def _install_needs(services: dict[str, bool], data: dict):
+    """What the installed services cannot run without: each other, compute nodes nova, neutron
+    its L2 agent."""
+    for name in openstack_packages.installable():
+        for needed in openstack_packages.needs(name) if services.get(name) else ():
+            if not services.get(needed):
+                yield f"services.{needed}", False, f"{name} needs {needed} (with openstack." \
+                    "install packages)"
+    if _placed(data, "compute_nodes") and not services.get("nova-api"):
+        yield "services.nova-api", False, "compute nodes need nova-api"
+    cluster, image = data.get("cluster"), data.get("image")
+    if cluster is not None and image is not None and services.get("neutron") and not any(
+            s.unit in openstack_packages.l2_agents(image.os_family) for s in cluster.singletons):
+        yield "cluster.singletons", [s.unit for s in cluster.singletons], "neutron needs its " \
+            "L2 agent as a single-instance unit: add {name: neutron-l2-agent, unit: " \
+            f"{next(iter(openstack_packages.l2_agents(image.os_family)))}}}"
 
 
 def _placed(data: dict, field: str, sizing: Optional[Sizing] = None) -> Optional[list]:
@@ -391,6 +488,7 @@ class Settings(Section):
         min_length=1)
     control_size: ControlSize = setting(ControlSize, "each control node's size")
     compute_size: ComputeSize = setting(ComputeSize, "each compute node's size")
+    openstack: OpenStack = setting(OpenStack, "the OpenStack services themselves")
     control_nodes: ControlNodes = setting(ControlNodes, "the cluster")
     compute_nodes: ComputeNodes = setting(ComputeNodes, "nova-compute nodes (repointed)")
     acknowledge_even_control_count: bool = setting(False, "allow an even number of control "
@@ -416,11 +514,14 @@ class Settings(Section):
     hacluster_password: Optional[Password] = setting(None, "pcsd's hacluster user",
                                                      shown="generated")
     keystone_admin_password: Optional[Password] = setting(
-        None, "for the endpoint repoint; without it keystone.openrcFile is sourced")
-    mysql_root_password: Optional[Password] = setting(None, "for the OpenStack install (not "
-                                                      "used yet)", shown="generated")
-    broker_password: Optional[Password] = setting(None, "for the OpenStack install (not used "
-                                                  "yet)", shown="generated")
+        None, "keystone's admin: install packages bootstraps it with this; install none: the "
+        "endpoint repoint logs in with it, or sources keystone.openrcFile without it",
+        shown="generated with openstack.install packages")
+    mysql_root_password: Optional[Password] = setting(
+        None, "MySQL's root from the control network (every MySQL start sets it); the "
+        "bootstrap creates the databases with it", shown="generated")
+    broker_password: Optional[Password] = setting(
+        None, "RabbitMQ's `openstack` user, loaded by every broker start", shown="generated")
     rhsm_password: Optional[Password] = setting(None, "with rhsmUsername")
     _stack: str = PrivateAttr("")
 
@@ -527,16 +628,46 @@ class Settings(Section):
                 "hostDevice)"
         return storage
 
+    @rule("openstack")
+    def _packages_provide_the_release(cls, openstack: OpenStack, data: dict):
+        image, release, size = data.get("image"), data.get("release"), data.get("control_size")
+        if image is None or release is None or size is None:
+            return openstack
+        workers = openstack.workers or (1 if size.vcpu == 1 else 2)
+        if not openstack.installs:
+            return openstack.model_copy(update={"workers": workers})
+        family, version = image.os_family, image.os_version
+        if version is None:
+            yield "image.osVersion", None, f"required with openstack.install packages: the " \
+                f"source's file name does not say which {family} it is (one of " \
+                f"{', '.join(openstack_packages.source_versions(family))})"
+        elif release not in openstack_packages.releases(family, str(version)):
+            provided = openstack_packages.releases(family, str(version))
+            yield "release", release, f"{family} {version}'s packages provide " + (
+                ", ".join(provided) if provided else "no OpenStack release the stack knows") + \
+                "; pick one of those, or openstack.install none with an image that carries " \
+                "the services"
+        if size.memory_mib < MIN_INSTALL_CONTROL_MEMORY_MIB:
+            yield "controlSize.memoryMib", size.memory_mib, "with openstack.install packages a " \
+                f"control node needs at least {MIN_INSTALL_CONTROL_MEMORY_MIB} (the OpenStack " \
+                "services take 2 to 3 GiB besides MySQL and the broker)"
+        return openstack.model_copy(update={"workers": workers})
+
     @rule("cluster")
     def _cluster_fits_release(cls, cluster: Cluster, data: dict):
-        image, release = data.get("image"), data.get("release")
+        image, release, openstack = data.get("image"), data.get("release"), data.get("openstack")
         if image is None or release is None:
             return cluster
+        installs = openstack is not None and openstack.installs
         units = SINGLETON_UNITS[image.os_family]
-        broker = cluster.broker or ("qpid" if image.os_family == "rhel" else "rabbitmq")
+        broker = cluster.broker or ("qpid" if image.os_family == "rhel" and not installs
+                                    else "rabbitmq")
         if broker == "qpid" and image.os_family == "debian":
             yield "cluster.broker", broker, "Debian ships no qpidd; use rabbitmq with osFamily " \
                 "debian"
+        elif broker == "qpid" and installs:
+            yield "cluster.broker", broker, "the OpenStack the stack installs speaks to " \
+                "RabbitMQ; use rabbitmq, or openstack.install none"
         singletons = cluster.singletons if cluster.singletons is not None else tuple(
             Singleton.model_construct(name=name, unit=units[name])
             for name in default_singletons(release))
@@ -549,6 +680,8 @@ class Settings(Section):
             if s.unit == units.get(s.name) and s.name not in default_singletons(release):
                 yield ("cluster", "singletons", i, "unit"), s.unit, f"{release} ships no " \
                     f"{s.name} (the last release with it is {SINGLETONS[s.name]})"
+        if installs:
+            yield from _singletons_installable(singletons, image.os_family)
         return cluster.model_copy(update={"broker": broker, "singletons": singletons})
 
     @field_validator("fencing")
@@ -561,17 +694,25 @@ class Settings(Section):
 
     @rule("services")
     def _services_ship_with_release(cls, given: dict, data: dict):
-        release = data.get("release")
-        if release is None:
+        release, openstack = data.get("release"), data.get("openstack")
+        if release is None or openstack is None:
             return given
+        installable = openstack_packages.installable() if openstack.installs else None
         for name, on in given.items():
             service = by_name(name)
             if on and not ships(release, service.added_in, service.removed_after):
                 yield ("services", name), on, f"{release} ships no {name}"
+            elif on and installable is not None and name not in installable:
+                yield ("services", name), on, "openstack.install packages does not install " \
+                    f"{name}; switch it off, or use openstack.install none"
         if given.get("keystone") is False:
             yield "services.keystone", False, "the endpoint repoint registers every endpoint " \
                 "through keystone at the VIP: keystone stays on"
-        return {s.name: given.get(s.name, default_enabled(s, release)) for s in SERVICES}
+        services = {s.name: given.get(s.name, default_enabled(s, release) and (
+            installable is None or s.name in installable)) for s in SERVICES}
+        if installable is not None:
+            yield from _install_needs(services, data)
+        return services
 
     @rule("rhsm_password")
     def _rhsm_on_rhel_with_password(cls, password: Optional[SecretStr], data: dict):
@@ -583,6 +724,14 @@ class Settings(Section):
                 "rhsmPassword ..."
         elif username is None and "rhsm_username" in data and password is not None:
             yield "rhsmPassword", password, "applies with rhsmUsername only"
+        return password
+
+    @rule("broker_password")
+    def _broker_password_for_rabbitmq(cls, password: Optional[SecretStr], data: dict):
+        cluster = data.get("cluster")
+        if password is not None and cluster is not None and cluster.broker != "rabbitmq":
+            yield "brokerPassword", password, "is the RabbitMQ user's; applies with " \
+                "cluster.broker rabbitmq only"
         return password
 
     @cached_property

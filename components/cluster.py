@@ -6,6 +6,7 @@ from pathlib import PurePosixPath
 
 import pulumi
 
+import openstack_packages
 from components.credentials import Credentials
 from components.node import ClusterNode
 from components.templating import package_list, render
@@ -21,6 +22,7 @@ MYSQL_LOG = {"rhel": "/var/log/mariadb/mariadb.log", "debian": "/var/log/mysql/e
 def managed_units(settings: Settings) -> list[str]:
     """systemd units only Pacemaker may start."""
     return [*MYSQL_UNITS, BROKER_UNITS[settings.cluster.broker], "haproxy",
+            *openstack_packages.managed_units(settings).values(),
             *(s.unit for s in settings.cluster.singletons)]
 
 
@@ -32,7 +34,8 @@ class ClusterArgs:
 
 
 class Cluster(pulumi.ComponentResource):
-    """`formed` finishes once every control node is online in a quorate cluster."""
+    """`formed` finishes once every control node is online in a quorate cluster; `prep` is each
+    control node's package step, by node name."""
 
     def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("openstack-ha:index:Cluster", name, None, opts)
@@ -41,14 +44,16 @@ class Cluster(pulumi.ComponentResource):
         packages = package_list(s.image.os_family) + [BROKER_PACKAGES[s.cluster.broker]]
         sysctl_conf = render("cluster-sysctl.conf.j2", settings=s)
         prepared = []
+        self.prep: dict[str, pulumi.Resource] = {}
         for node in args.controls:
-            prepared.append(node.step(
+            self.prep[node.spec.name] = node.step(
                 f"{node.spec.name}-cluster-prep", parent=self,
                 create=render("cluster-prep.sh.j2", packages=packages,
                               units=managed_units(s),
                               mysql_log_dir=str(PurePosixPath(MYSQL_LOG[s.image.os_family]).parent),
                               **context),
-                stdin=args.credentials.hacluster_password))
+                stdin=args.credentials.hacluster_password)
+            prepared.append(self.prep[node.spec.name])
             prepared.append(node.step(
                 f"{node.spec.name}-sysctl", parent=self,
                 create=render("cluster-sysctl.sh.j2", sysctl_conf=sysctl_conf, **context),

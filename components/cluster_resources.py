@@ -1,8 +1,14 @@
 """The seed's resource layout in Pacemaker, built in a shadow CIB and pushed as one diff.
 
-VIP, shared Filesystem, MySQL, the broker and the single-instance services form one group that
-moves as a whole; HAProxy runs on every control node (a clone the group follows) or, in the
-seed's layout, inside the group right after the VIP.
+VIP, shared Filesystem, (glance-api,) MySQL, the broker and the single-instance services form one
+group that moves as a whole; HAProxy runs on every control node (a clone the group follows) or, in
+the seed's layout, inside the group right after the VIP. The Filesystem is mounted at
+`cluster.sharedDir`: MySQL's datadir and, when the stack installs OpenStack, glance's image store
+are directories in it, and glance-api runs where it is mounted.
+
+Before the layout, `<node>-cluster-users` writes on every control node the files MySQL and
+RabbitMQ load at each start: MySQL's root from the control network (`mysqlRootPassword`) and the
+broker's `openstack` user (`brokerPassword`), so both hold on whichever node the service runs.
 """
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ from dataclasses import dataclass
 
 import pulumi
 
+import openstack_packages
 from components.cluster import BROKER_UNITS, MYSQL_LOG, Cluster
+from components.credentials import Credentials, stdin_lines
 from components.fencing import Fencing, StonithDevice
 from components.node import ClusterNode
 from components.shared_disk import SharedDisk
@@ -19,6 +27,12 @@ from settings import Settings
 
 GROUP = "osha-core"
 TAG = "osha-managed"
+# Run by MySQL at every start: root's account from the control network (cluster-users.sh.j2).
+MYSQL_INIT_FILE = "/etc/openstack-ha/mysql-init.sql"
+RABBITMQ_DEFINITIONS = "/etc/rabbitmq/definitions.json"
+RABBITMQ_DEFINITIONS_CONF = "/etc/rabbitmq/conf.d/80-openstack-ha-definitions.conf"
+# Three control nodes' services hold about 150 connections: Debian's default maximum.
+MYSQL_MAX_CONNECTIONS = 1000
 MYSQL = {
     "rhel": {"binary": "/usr/libexec/mysqld", "config": "/etc/my.cnf"},
     "debian": {"binary": "/usr/sbin/mariadbd", "config": "/etc/mysql/my.cnf"},
@@ -54,11 +68,17 @@ class Resource:
         return args
 
 
+def mysql_client_host(settings: Settings) -> str:
+    """The control network as a MySQL account host (address/netmask)."""
+    cidr = settings.network.cidr
+    return f"{cidr.network_address}/{cidr.netmask}"
+
+
 def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> list[Resource]:
     """Every resource the stack manages, in creation (and group) order."""
     s = settings
     mysql = MYSQL[s.image.os_family]
-    fs_params = [("device", device), ("directory", s.cluster.mysql_datadir),
+    fs_params = [("device", device), ("directory", s.cluster.shared_dir),
                  ("fstype", s.shared_storage.filesystem)]
     if s.image.os_family == "rhel":
         # SELinux: MySQL may only use files labelled mysqld_db_t.
@@ -73,6 +93,10 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
     layout += [
         Resource("shared-fs", "ocf:heartbeat:Filesystem", tuple(fs_params),
                  ("monitor interval=20s timeout=40s",)),
+        # Its image store is on the Filesystem: it runs on that node alone, and HAProxy's health
+        # check sends image traffic there.
+        *(Resource(name, f"systemd:{unit}", ops=("start timeout=120s", "monitor interval=30s"))
+          for name, unit in openstack_packages.managed_units(s).items()),
         Resource("mysql", "ocf:heartbeat:mysql", (
             ("binary", mysql["binary"]), ("config", mysql["config"]), ("log", MYSQL_LOG[s.image.os_family]),
             ("datadir", s.cluster.mysql_datadir), ("user", "mysql"), ("group", "mysql"),
@@ -80,7 +104,8 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
             # Clients reach MySQL at the VIP; the distribution default listens on loopback only.
             # No reverse DNS per connection: a new node's empty host cache would otherwise make
             # every client wait on the resolver right after a failover.
-            ("additional_parameters", "--bind-address=0.0.0.0 --skip-name-resolve")),
+            ("additional_parameters", "--bind-address=0.0.0.0 --skip-name-resolve "
+             f"--max-connections={MYSQL_MAX_CONNECTIONS} --init-file={MYSQL_INIT_FILE}")),
             ("start timeout=180s", "stop timeout=120s", "monitor interval=20s timeout=30s")),
         # RabbitMQ's start (Erlang VM boot, Mnesia) took over 200 s on an emulated, loaded node.
         Resource("broker", f"systemd:{BROKER_UNITS[s.cluster.broker]}",
@@ -132,6 +157,7 @@ class ClusterResourcesArgs:
     cluster: Cluster
     fencing: Fencing
     shared_disk: SharedDisk
+    credentials: Credentials
     # Steps whose files the clustered services read at their first start (HAProxy's config,
     # TLS material): the layout starts those services, so it waits for them.
     service_files: list[pulumi.Resource]
@@ -149,11 +175,20 @@ class ClusterResources(pulumi.ComponentResource):
         prepared = first.step(
             "shared-storage-prepare", parent=self, depends_on=[args.cluster.formed],
             create=render("shared-storage-prepare.sh.j2", settings=s, device=device))
+        passwords = {"mysql_root": args.credentials.mysql_root_password}
+        if s.cluster.broker == "rabbitmq":
+            passwords["broker"] = args.credentials.broker_password
+        users = [node.step(
+            f"{node.spec.name}-cluster-users", parent=self, depends_on=[args.cluster.formed],
+            create=render("cluster-users.sh.j2", settings=s, init_file=MYSQL_INIT_FILE,
+                          mysql_host=mysql_client_host(s), definitions=RABBITMQ_DEFINITIONS,
+                          definitions_conf=RABBITMQ_DEFINITIONS_CONF),
+            stdin=stdin_lines(passwords)) for node in args.controls]
         commands = pcs_commands(s, device, args.fencing.devices)
         ids = [r.id for r in resources(s, device, args.fencing.devices)]
         self.layout = first.step(
             "cluster-layout", parent=self,
-            depends_on=[prepared, args.cluster.formed, *args.fencing.ready,
+            depends_on=[prepared, args.cluster.formed, *args.fencing.ready, *users,
                         *args.service_files],
             create=render("cib-layout.sh.j2", commands=commands, tag=TAG, ids=ids),
             delete=render("cib-layout-delete.sh.j2", tag=TAG))

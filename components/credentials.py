@@ -2,12 +2,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_random as random
 import pulumi_tls as tls
 
 from settings import Settings
+
+
+def stdin_lines(values: dict[str, pulumi.Output]) -> pulumi.Output[str]:
+    """Secrets as NAME=value lines sorted by name, a Pulumi secret: how a step that needs several
+    gets them on stdin."""
+    names = sorted(values)
+    return pulumi.Output.secret(pulumi.Output.all(*(values[n] for n in names)).apply(
+        lambda texts: "".join(f"{n}={t}\n" for n, t in zip(names, texts))))
 
 
 @dataclass
@@ -39,6 +48,11 @@ class Credentials(pulumi.ComponentResource):
         self.mysql_root_password = self._password("mysqlRootPassword", "mysql-root-password",
                                                   secrets)
         self.broker_password = self._password("brokerPassword", "broker-password", secrets)
+        # The stack bootstraps keystone's admin when it installs OpenStack; otherwise the image's
+        # installer made the admin, and only a given password is known.
+        self.keystone_admin_password: Optional[pulumi.Output[str]] = \
+            self._password("keystoneAdminPassword", "keystone-admin-password", secrets) \
+            if args.settings.openstack.installs else secrets.get("keystoneAdminPassword")
         self.register_outputs({"admin_public_key": self.admin_public_key,
                                "fence_public_key": self.fence_public_key})
 

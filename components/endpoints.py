@@ -12,6 +12,7 @@ from typing import Any, Optional
 import pulumi
 import yaml
 
+import openstack_packages
 from catalogue import SERVICES, base_url, by_name, endpoints
 from components.node import ClusterNode
 from components.templating import TEMPLATES, render
@@ -62,7 +63,7 @@ def value_context(settings: Settings, node: Node) -> dict[str, Any]:
     admin = "keystone-admin" if settings.services.get("keystone-admin") else "keystone"
     return dict(host=host, vip=str(settings.vip), node_ip=str(node.ip), url=urls,
                 identity_admin_url=base_url(by_name(admin), host, tls_on), ca_file=CA_FILE,
-                broker_port=BROKER_PORTS[tls_on])
+                broker_port=BROKER_PORTS[tls_on], ssl_ca_query=f"ssl_ca={CA_FILE}")
 
 
 def _applies(rule: dict[str, Any], roles: list[str], settings: Settings, node: Node) -> bool:
@@ -91,9 +92,16 @@ def node_edits(settings: Settings, node: Node) -> list[Edit]:
     return edits
 
 
+def cluster_managed(settings: Settings) -> dict[str, str]:
+    """{unit: Pacemaker resource id} of every OpenStack unit the cluster runs on one node: the
+    singletons, and glance-api when the stack installs it."""
+    return {**{unit: name for name, unit in openstack_packages.managed_units(settings).items()},
+            **{s.unit: s.name for s in settings.cluster.singletons}}
+
+
 def node_restarts(settings: Settings, node: Node) -> list[Restart]:
-    """Per file: its units, the Pacemaker-managed ones (singletons) as their resource ids."""
-    managed = {s.unit: s.name for s in settings.cluster.singletons}
+    """Per file: its units, the Pacemaker-managed ones as their resource ids."""
+    managed = cluster_managed(settings)
     restarts = []
     for entry in load_rules():
         if node.role in entry["roles"]:
@@ -109,8 +117,12 @@ class EndpointsArgs:
     settings: Settings
     controls: list[ClusterNode]
     computes: list[ClusterNode]
-    # The repoint waits for these (the cluster layout, HAProxy serving the VIP).
+    # The repoint waits for these (the cluster layout, HAProxy serving the VIP, the services
+    # started).
     depends_on: list[pulumi.Resource]
+    # Keystone's admin password (the stack's or the keystoneAdminPassword secret); None: the
+    # step sources keystone.openrcFile.
+    admin_password: Optional[pulumi.Output] = None
 
 
 class Endpoints(pulumi.ComponentResource):
@@ -128,7 +140,7 @@ class Endpoints(pulumi.ComponentResource):
                 create=render("repoint.sh.j2", **context),
                 delete=render("repoint-undo.sh.j2", **context)))
         first = args.controls[0]
-        password: Optional[pulumi.Output] = s.secrets.get("keystoneAdminPassword")
+        password = args.admin_password
         self.keystone = first.step(
             "keystone-endpoints", parent=self, depends_on=[*args.depends_on, *self.repointed],
             create=render("keystone-endpoints.sh.j2", settings=s, ca_file=CA_FILE,

@@ -151,7 +151,7 @@ class Sampler:
 
     def _run(self) -> None:
         while not self.stopped.is_set():
-            self.max_fs = max(self.max_fs, len(checks.mounted_on(self.lab, self.lab.mysql_datadir)))
+            self.max_fs = max(self.max_fs, len(checks.mounted_on(self.lab, self.lab.shared_dir)))
             self.max_vip = max(self.max_vip, len(checks.vip_on(self.lab)))
             self.stopped.wait(SAMPLE_SECONDS)
 

@@ -105,7 +105,7 @@ class Lab:
     def __init__(self, rendered: Path, substrate: str = "containers", base: Path | None = None):
         self.use(rendered)
         self.log_dir = rendered.parent / "replay-logs"
-        self.mysql_datadir = self.settings.cluster.mysql_datadir
+        self.shared_dir = str(self.settings.cluster.shared_dir)
         base = base or build(substrate)
         self.nodes: Substrate = (
             Containers(rendered, base, shared_disk.DEVICE)

@@ -230,6 +230,11 @@ class RenderMocks(pulumi_mocks.Mocks):
         elif args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = secret_placeholder(args.name)
             self.secrets[f"secrets/{args.name}"] = outputs["result"]
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            raw = b"".join(_seed(self.stack, args.name, str(i))
+                           for i in range(int(inputs["length"]) // 32 + 1))[:int(inputs["length"])]
+            outputs.update(base64=base64.b64encode(raw).decode(), hex=raw.hex())
+            self.secrets[f"secrets/{args.name}"] = outputs["base64"]
         elif args.typ == "tls:index/selfSignedCert:SelfSignedCert":
             key = _load_private_key(inputs["privateKeyPem"])
             outputs["certPem"] = _certificate(inputs, key.public_key(), key, None,

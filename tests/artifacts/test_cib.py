@@ -1,19 +1,26 @@
 """The stack's rendered CIB layout run with the real pcs, then checked by crm_verify and crm_simulate."""
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 
+import openstack_packages
 import settings as stack_settings
 from tests.artifacts import cib
 from tests.conftest import stack_config
 from tools import render
 
+# The image carries the services: the seed's own way, and its releases.
+IMAGE_CARRIES = {"openstack": {"install": "none"}}
 VARIANTS = {
     "dev-clone": ("dev", {}),
-    "dev-group": ("dev", {"cluster": {"haproxyLayout": "group", "broker": "qpid"}}),
+    "dev-group": ("dev", {"cluster": {"haproxyLayout": "group", "broker": "qpid"},
+                          **IMAGE_CARRIES}),
     "lab-clone": ("lab", {}),
+    "debian-clone": ("debian", {}),
     "dev-two-nodes": ("dev", {"controlNodes": {"count": 2}, "acknowledgeEvenControlCount": True}),
-    "dev-havana": ("dev", {"release": "havana"}),
+    "dev-havana": ("dev", {"release": "havana", **IMAGE_CARRIES}),
 }
 
 
@@ -38,7 +45,12 @@ def built(request, tmp_path_factory):
 
 
 def group_members(settings) -> list[str]:
-    members = ["vip", "shared-fs", "mysql", "broker", *(s.name for s in settings.cluster.singletons)]
+    """The group in its order: glance-api (the stack installs it) right after the Filesystem
+    holding its image store."""
+    glance = ["glance-api"] if settings.openstack.installs and settings.services["glance-api"] \
+        else []
+    members = ["vip", "shared-fs", *glance, "mysql", "broker",
+               *(s.name for s in settings.cluster.singletons)]
     if settings.cluster.haproxy_layout == "group":
         members.insert(1, "haproxy")
     return members
@@ -115,7 +127,7 @@ def test_two_node_cluster_delays_one_side(built):
 
 def test_removing_a_resource_from_settings_removes_it_from_the_cib(tmp_path):
     stack = "dev"
-    havana = {"release": "havana"}  # two singletons: consoleauth and the L2 agent
+    havana = {"release": "havana", **IMAGE_CARRIES}  # two singletons: consoleauth, the L2 agent
     before = render_variant(stack, havana, tmp_path / "before")
     configured = cib.empty_cib(tmp_path / "cib.xml", [n.name for n in before.controls])
     cib.apply_layout(tmp_path / "before", configured)
@@ -135,3 +147,26 @@ def test_fencing_off_disables_stonith_and_creates_no_device(tmp_path):
     cib.apply_layout(tmp_path / "rendered", configured)
     text = configured.read_text()
     assert 'name="stonith-enabled" value="false"' in text and 'class="stonith"' not in text
+
+
+def test_the_group_holds_the_shared_directory_then_glance_then_mysql(built):
+    """The Filesystem mounts cluster.sharedDir; glance-api (when the stack installs it) starts
+    right after it, before MySQL, whose datadir lies in it; MySQL runs its init file."""
+    settings, _, configured, _, _ = built
+    root = ET.parse(configured).getroot()
+    (group,) = root.iter("group")
+    order = [p.get("id") for p in group.findall("primitive")]
+    assert order == group_members(settings)
+
+    def params(resource: str) -> dict[str, str]:
+        (primitive,) = [p for p in root.iter("primitive") if p.get("id") == resource]
+        return {n.get("name"): n.get("value") for n in primitive.iter("nvpair")
+                if n.get("id", "").startswith(f"{resource}-instance_attributes")}
+    assert params("shared-fs")["directory"] == settings.cluster.shared_dir
+    assert params("mysql")["datadir"] == f"{settings.cluster.shared_dir}/mysql"
+    assert "--init-file=/etc/openstack-ha/mysql-init.sql" in \
+        params("mysql")["additional_parameters"]
+    if "glance-api" in order:
+        (glance,) = [p for p in root.iter("primitive") if p.get("id") == "glance-api"]
+        unit = openstack_packages.managed_units(settings)["glance-api"]
+        assert (glance.get("class"), glance.get("type")) == ("systemd", unit)

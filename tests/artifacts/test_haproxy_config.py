@@ -13,9 +13,11 @@ from tools import render
 
 VARIANTS = {
     "clone": ("dev", {}),
-    "group": ("dev", {"cluster": {"haproxyLayout": "group", "broker": "qpid"}}),
+    "group": ("dev", {"cluster": {"haproxyLayout": "group", "broker": "qpid"},
+                      "openstack": {"install": "none"}}),
     "clone-tls": ("prod", {}),
     "group-tls": ("prod", {"cluster": {"haproxyLayout": "group", "broker": "rabbitmq"}}),
+    "debian": ("debian", {}),
 }
 
 

@@ -192,7 +192,8 @@ SECRETS = {"haclusterPassword": "hacluster-Secret-7f3a", "keystoneAdminPassword"
 
 
 def rhel_tls_rhsm() -> tuple[str, dict]:
-    """dev with every key given: RHEL, qpid, TLS, RHSM, every secret, count plans."""
+    """dev with every key given: RHEL, qpid, TLS, RHSM, every secret, count plans, the image
+    carrying OpenStack."""
     return "dev", stack_config(
         "dev", hypervisors=[{"name": "local", "uri": "qemu:///system", "fenceAddress": "10.20.0.1",
                              "fenceUser": "fenceop",
@@ -204,17 +205,20 @@ def rhel_tls_rhsm() -> tuple[str, dict]:
         computeNodes={"count": 1, "firstIp": "10.20.0.21", "namePrefix": "cmp"},
         vipName="openstack", adminUser="opsadmin",
         cluster={"name": "osha", "haproxyLayout": "clone", "broker": "qpid",
-                 "mysqlDatadir": "/var/lib/mysql", "singletons": [
+                 "sharedDir": "/var/lib/openstack-ha", "singletons": [
                      {"name": "neutron-l2-agent", "unit": "neutron-openvswitch-agent"},
                      {"name": "ceilometer-central", "unit": "openstack-ceilometer-central"}],
                  "tcpKeepalive": {"time": 60, "intvl": 10, "probes": 6}},
-        fencing={"enabled": True, "agent": "fence_virsh", "delayBaseSeconds": 0},
+        fencing={"enabled": True, "agent": "fence_virsh", "delayBaseSeconds": 0,
+                 "action": "off"},
         tls={"enabled": True, "requireMysqlTls": True},
         keystone={"region": "RegionOne", "adminUser": "admin", "adminProject": "admin",
                   "openrcFile": "/root/keystonerc_admin"},
         tags={"environment": "dev", "owner": "platform-team"},
+        openstack={"install": "none"},
         services={"horizon": True, "heat": False},
-        rhsmUsername="rhsm-user", **SECRETS)
+        rhsmUsername="rhsm-user",
+        **{k: v for k, v in SECRETS.items() if k != "brokerPassword"})
 
 
 def remote_iscsi() -> tuple[str, dict]:
@@ -233,8 +237,9 @@ def remote_iscsi() -> tuple[str, dict]:
 
 
 def debian_rbd() -> tuple[str, dict]:
-    """lab: Debian, RabbitMQ, TLS, the group layout, Ceph RBD, fence_xvm."""
-    raw = stack_config("lab", sharedStorage={"kind": "rbd", "filesystem": "ext4", "source": {
+    """debian: Debian's zed installed by the stack, RabbitMQ, TLS, the group layout, Ceph RBD,
+    fence_xvm."""
+    raw = stack_config("debian", sharedStorage={"kind": "rbd", "filesystem": "ext4", "source": {
         "pool": "rbd", "image": "osha-mysql", "monitors": ["10.20.0.5:6789", "ceph2.lan"],
         "hostDevice": "/dev/rbd/rbd/osha-mysql"}},
         tls={"enabled": True}, storagePool="images", vip="10.20.0.10",
@@ -242,7 +247,7 @@ def debian_rbd() -> tuple[str, dict]:
         **{k: v for k, v in SECRETS.items() if k != "rhsmPassword"})
     raw["cluster"]["haproxyLayout"] = "group"
     raw["network"]["gateway"] = "10.20.0.1"
-    return "lab", raw
+    return "debian", raw
 
 
 BASES = {"rhel-tls-rhsm": rhel_tls_rhsm, "remote-iscsi": remote_iscsi, "debian-rbd": debian_rbd}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace as NS
@@ -18,6 +19,7 @@ from typing import Any, Callable, Optional
 import pytest
 
 from components.endpoints import Edit, Restart
+from components.openstack_config import ConfigFile
 from components.templating import render
 from components.tls import InstalledFile
 
@@ -165,6 +167,47 @@ CASES = {
         Fragment(r"shadow ", r"pushed=", stubs=("shadow",), prelude="force=(--force)",
                  calls=lambda h: [["resource", "create", h, "systemd:unit", f"p={h}", "--force"],
                                   ["constraint", "location", h, "avoids", h]])]),
+    "openstack-install": Case("openstack-install.sh.j2", lambda h: dict(
+        settings=settings(), node=NS(name="ctl1", ip=h), started_marker=h,
+        plan=NS(family="debian", role="control", packages=[h, "keystone"], run_units=[h],
+                cluster_units=[h], idle_units=[h], preseed=h, release_package=None,
+                facts=["interface"], keystone_keys=False, horizon_site=False,
+                files=[ConfigFile(h, "ini", h, ((h, h),)), ConfigFile(h, "shell", h),
+                       ConfigFile(h, "whole", h, mode=h, group=h, reload="systemd")]),
+        edits=[Edit(h, h, h, "set", h, h, False)], restarts=[Restart(h, (h,), (h,))]), [
+        Fragment(r"packages=\(", r"$", variables=lambda h: {
+            "packages": [h, "keystone"], "run_units": [h], "cluster_units": [h],
+            "idle_units": [h], "started_marker": [h]}),
+        Fragment(r"  preseed=", r"  debconf-set-selections",
+                 variables=lambda h: {"preseed": [h]}),
+        Fragment(r"node_ip=", r"value\[FACT", variables=lambda h: {"node_ip": [h]}),
+        Fragment(r"merge ", r"# ---- the repoint",
+                 stubs=("merge", "whole", "was_changed", "systemctl"),
+                 # A file's text is trimmed of surrounding blank lines.
+                 calls=lambda h: [[h, "ini", h.strip(), h, h], [h, "shell", h.strip()],
+                                  [h, h, h, h.strip()], [h], ["daemon-reload"]]),
+        Fragment(r"edit ", r"$", stubs=("edit",), calls=lambda h: [[h, h, h, "set", h, h, "no"]])]),
+    "openstack-start": Case("openstack-start.sh.j2", lambda h: dict(
+        run_units=[h, "keystone"], idle_units=[h], started_marker=h, apis=[h, "10.0.0.1:5000"]), [
+        Fragment("#!", r"for unit", variables=lambda h: {
+            "run_units": [h, "keystone"], "idle_units": [h], "started_marker": [h],
+            "apis": [h, "10.0.0.1:5000"]})]),
+    "openstack-bootstrap": Case("openstack-bootstrap.sh.j2", lambda h: dict(
+        settings=settings(keystone=NS(admin_user=h, admin_project=h, region=h)),
+        services=defaultdict(bool, keystone=True), databases_plan=h, catalogue_plan=h, keystone_units=[h],
+        identity_url=h), [
+        Fragment(r"databases_plan=", r"elapsed\(\)", variables=lambda h: {
+            "databases_plan": [h], "catalogue_plan": [h], "keystone_units": [h]}),
+        Fragment(r"  OS_BOOTSTRAP_PASSWORD=", r"fi$", stubs=("runuser",), prelude="admin_password=pw",
+                 calls=lambda h: [["-u", "keystone", "--", "keystone-manage", "bootstrap",
+                                   "--bootstrap-username", h, "--bootstrap-project-name", h,
+                                   "--bootstrap-region-id", h, "--bootstrap-admin-url", h,
+                                   "--bootstrap-internal-url", h, "--bootstrap-public-url", h]])]),
+    "cluster-users": Case("cluster-users.sh.j2", lambda h: dict(
+        settings=settings(), init_file=h, mysql_host=h, definitions=h, definitions_conf=h), [
+        Fragment("#!", r"# The files", variables=lambda h: {
+            "bundle": ["stdin-secret\nsecond line"], "init_file": [h], "mysql_host": [h],
+            "definitions": [h], "definitions_conf": [h]})]),
     "cib-layout-delete": Case("cib-layout-delete.sh.j2", lambda h: dict(tag=h), [
         Fragment("#!", r"managed=", variables=lambda h: {"tag": [h]})]),
 }

@@ -14,7 +14,7 @@ from components import shared_disk, templating
 from tests.conftest import stack_config
 from tools.render import DOMAIN, SEED
 
-STACKS = ["dev", "lab"]
+STACKS = ["dev", "lab", "debian"]
 POOL_PATH = "/var/lib/libvirt/images"
 
 

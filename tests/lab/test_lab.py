@@ -79,7 +79,7 @@ def test_every_node_online_with_quorum_and_every_resource_started_once(lab):
 
 def test_shared_filesystem_and_vip_on_exactly_the_vips_node(lab):
     view = checks.cluster_view(lab, lab.controls[0])
-    assert checks.mounted_on(lab, lab.mysql_datadir) == view.running["shared-fs"]
+    assert checks.mounted_on(lab, lab.shared_dir) == view.running["shared-fs"]
     assert checks.vip_on(lab) == view.running["vip"]
 
 

@@ -54,7 +54,8 @@ def test_keystone_endpoints_all_at_the_vip(dev_graph):
 
 
 def test_identity_admin_interface_on_35357_while_the_release_has_it():
-    graph = render.run_program(stack_config("dev", release="icehouse"), "dev")
+    graph = render.run_program(stack_config("dev", release="icehouse",
+                                            openstack={"install": "none"}), "dev")
     s = graph.settings
     rows = {(t, i): u for t, i, u in endpoints(s.services, s.vip_fqdn, False)}
     assert rows[("identity", "admin")] == f"http://{s.vip_fqdn}:35357/v3"
@@ -74,10 +75,15 @@ def test_admin_password_only_on_stdin(prod_graph, dev_graph):
     assert step.inputs["stdin"].strip() == ADMIN_PASSWORD
     assert ADMIN_PASSWORD not in step.inputs["create"]
     assert "OS_PASSWORD=$(read_secret " in step.inputs["create"]
-    # Without the secret: the installer's openrc file, and nothing on stdin.
-    plain = dev_graph.named("keystone-endpoints")
+    # The stack installs OpenStack: its generated admin password, on stdin.
+    generated = dev_graph.named("keystone-endpoints")
+    assert generated.inputs["stdin"].strip() == dev_graph.secrets["secrets/keystone-admin-password"]
+    assert "OS_PASSWORD=$(read_secret " in generated.inputs["create"]
+    # The image's own install without the secret: its openrc file, and nothing on stdin.
+    lab = render.run_program(stack_config("lab"), "lab")
+    plain = lab.named("keystone-endpoints")
     assert not plain.inputs.get("stdin")
-    assert dev_graph.settings.keystone.openrc_file in plain.inputs["create"]
+    assert lab.settings.keystone.openrc_file in plain.inputs["create"]
 
 
 @pytest.mark.parametrize("graph_name", ["dev_graph", "prod_graph"])
@@ -122,8 +128,9 @@ def test_compute_nodes_get_client_edits_only(dev_graph):
                for e in control_edits)
 
 
-def test_broker_edits_follow_the_broker_and_tls(dev_graph):
-    s = dev_graph.settings  # qpid, no TLS
+def test_broker_edits_follow_the_broker_and_tls():
+    s = render.run_program(stack_config("dev", cluster={"broker": "qpid"},
+                                        openstack={"install": "none"}), "dev").settings
     edits = {(e.section, e.key): e for e in node_edits(s, s.controls[0])}
     assert ("DEFAULT", "qpid_hostname") in edits and ("DEFAULT", "transport_url") not in edits
     prod = render.run_program(stack_config("prod"), "prod").settings

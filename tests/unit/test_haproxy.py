@@ -64,7 +64,7 @@ def test_every_enabled_service_balances_over_every_control_node(stack):
 
 def test_services_follow_the_switches_and_the_release():
     s = settings_for("dev", services={"nova-ec2": True, "swift": False},
-                     release="icehouse")
+                     release="icehouse", openstack={"install": "none"})
     blocks = listen_blocks(haproxy_config(s))
     assert "nova-ec2" in blocks and "swift" not in blocks
     # Icehouse still had the identity admin port and glance-registry; no placement yet.
@@ -74,7 +74,7 @@ def test_services_follow_the_switches_and_the_release():
 
 
 def test_seed_era_glance_ports_are_not_swapped():
-    s = settings_for("dev", release="icehouse")
+    s = settings_for("dev", release="icehouse", openstack={"install": "none"})
     blocks = listen_blocks(haproxy_config(s))
     assert f"bind {s.vip}:9292" in blocks["glance-api"]
     assert f"bind {s.vip}:9191" in blocks["glance-registry"]
@@ -136,7 +136,7 @@ def test_config_change_reaches_the_install_text():
     def install_text(**overrides):
         graph = render.run_program(stack_config("dev", **overrides), "dev")
         return graph.named("ctl1-haproxy-install").inputs["create"]
-    assert install_text() != install_text(services={"swift": False})
+    assert install_text() != install_text(services={"cinder": False})
 
 
 def test_clone_layout_relies_on_nonlocal_bind(dev_graph):
@@ -146,8 +146,7 @@ def test_clone_layout_relies_on_nonlocal_bind(dev_graph):
     install = dev_graph.named("ctl1-haproxy-install")
     assert "ctl1-sysctl" in upstream(dev_graph, install.name)
     assert "ip_nonlocal_bind" in install.inputs["create"]
-    group = render.run_program(stack_config("dev", cluster={"haproxyLayout": "group",
-                                                             "broker": "qpid"}), "dev")
+    group = render.run_program(stack_config("dev", cluster={"haproxyLayout": "group"}), "dev")
     assert "ip_nonlocal_bind" not in group.named("ctl1-haproxy-install").inputs["create"]
 
 

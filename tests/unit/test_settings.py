@@ -117,7 +117,7 @@ def test_unknown_broker():
 
 def test_qpid_is_rejected_on_debian():
     message = only_problem(image={"source": settings.DEFAULT_IMAGE, "osFamily": "debian"},
-                           cluster={"broker": "qpid"})
+                           cluster={"broker": "qpid"}, openstack={"install": "none"})
     assert "cluster.broker: 'qpid'" in message and "rabbitmq" in message
 
 
@@ -136,7 +136,8 @@ def test_image_missing(tmp_path):
 def test_existing_local_image_is_accepted(tmp_path):
     image = tmp_path / "base.qcow2"
     image.write_bytes(b"QFI\xfb")
-    parsed = settings.parse(stack_config("dev", image={"source": str(image)}), "dev")
+    parsed = settings.parse(stack_config("dev", image={"source": str(image), "osVersion": 9}),
+                            "dev")
     assert parsed.image.source == str(image) and not parsed.image.is_url
 
 
@@ -169,7 +170,8 @@ def test_a_bad_config_registers_no_resource():
 
 
 def test_consoleauth_singleton_follows_the_release():
-    havana = settings.parse(stack_config("dev", release="havana"), "dev")
+    havana = settings.parse(stack_config("dev", release="havana", openstack={"install": "none"}),
+                            "dev")
     assert [s.unit for s in havana.cluster.singletons] == ["openstack-nova-consoleauth",
                                                           "neutron-openvswitch-agent"]
     modern = settings.parse(stack_config("dev", release="antelope"), "dev")

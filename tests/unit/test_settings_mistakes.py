@@ -44,6 +44,9 @@ def nodes(*entries):
                       for i, entry in enumerate(entries)]}
 
 
+NO_INSTALL = {"install": "none"}
+
+
 def hypervisor(**entry):
     return [{"name": "local", "uri": "qemu:///system", **entry}]
 
@@ -115,12 +118,12 @@ MISTAKES = {
                          "ASCII labels"),
     "newline-in-a-name": (dev(controlNodes=nodes({"name": "ctl1\n"}, {}, {})),
                           "controlNodes.nodes[0].name", "DNS label"),
-    "whitespace-in-a-path": (dev(cluster={"mysqlDatadir": "/var/lib/my sql"}),
-                             "cluster.mysqlDatadir", "absolute path"),
-    "root-as-a-data-directory": (dev(cluster={"mysqlDatadir": "/"}), "cluster.mysqlDatadir",
-                                 "absolute path"),
-    "unit-name": (dev(cluster={"singletons": [{"name": "agent", "unit": "agent; reboot"}]}),
-                  "cluster.singletons[0].unit", "systemd unit name"),
+    "whitespace-in-a-path": (dev(cluster={"sharedDir": "/var/lib/my sql"}),
+                             "cluster.sharedDir", "absolute path"),
+    "root-as-the-shared-directory": (dev(cluster={"sharedDir": "/"}), "cluster.sharedDir",
+                                     "absolute path"),
+    "unit-name": (dev(cluster={"singletons": [{"name": "agent", "unit": "agent; reboot"}]},
+                      openstack=NO_INSTALL), "cluster.singletons[0].unit", "systemd unit name"),
     # A comment of the local authorize command, an entry of the nodes' address array.
     "fence-user-ends-a-comment": (dev(hypervisors=hypervisor(fenceUser="root\n:>MARKER #")),
                                   "hypervisors[0].fenceUser", "user name"),
@@ -147,10 +150,34 @@ MISTAKES = {
     "keystone-off": (dev(services={"keystone": False}), "services.keystone",
                      "keystone stays on"),
     "singleton-the-release-dropped": (dev(cluster={"singletons": [
-        {"name": "nova-consoleauth", "unit": "openstack-nova-consoleauth"}]}),
-        "cluster.singletons[0].unit", "antelope ships no nova-consoleauth"),
-    "singleton-takes-a-stack-id": (dev(cluster={"singletons": [{"name": "mysql", "unit": "x"}]}),
-                                   "cluster.singletons[0].name", "resource ids"),
+        {"name": "nova-consoleauth", "unit": "openstack-nova-consoleauth"}]},
+        openstack=NO_INSTALL), "cluster.singletons[0].unit", "antelope ships no nova-consoleauth"),
+    "singleton-takes-a-stack-id": (dev(cluster={"singletons": [{"name": "mysql", "unit": "x"}]},
+                                       openstack=NO_INSTALL), "cluster.singletons[0].name",
+                                   "resource ids"),
+    # What the stack installs: the release its packages provide, and what it knows to install.
+    "install-typo": (dev(openstack={"install": "package"}), "openstack.install",
+                     "did you mean `packages`?"),
+    "release-the-packages-lack": (dev(release="havana"), "release",
+                                  "rhel 9's packages provide yoga, zed"),
+    "image-version-unknown": (dev(image={"source": "https://mirror.example/os.qcow2"}),
+                              "image.osVersion", "required with openstack.install packages"),
+    "service-the-install-lacks": (dev(services={"swift": True}), "services.swift",
+                                  "does not install swift"),
+    "service-without-what-it-needs": (dev(services={"placement": False}), "services.placement",
+                                      "nova-api needs placement"),
+    "l2-agent-the-install-lacks": (dev(cluster={"singletons": [
+        {"name": "neutron-l2-agent", "unit": "my-agent"}]}), "cluster.singletons[0].unit",
+        "installs no such unit"),
+    "qpid-with-the-install": (dev(cluster={"broker": "qpid"}), "cluster.broker",
+                              "speaks to RabbitMQ"),
+    "control-too-small-for-openstack": (dev(controlSize={"memoryMib": 2048}),
+                                        "controlSize.memoryMib", "needs at least 4096"),
+    "install-settings-without-install": (dev(openstack={"install": "none", "workers": 4}),
+                                         "openstack.workers", "with install packages only"),
+    "broker-password-for-qpid": (dev(openstack=NO_INSTALL, cluster={"broker": "qpid"},
+                                     brokerPassword=SECRET), "brokerPassword",
+                                 "cluster.broker rabbitmq only"),
     "mysql-tls-without-tls": (dev(tls={"requireMysqlTls": True}), "tls.requireMysqlTls",
                               "needs tls.enabled: true"),
     "rhsm-on-debian": (stack_config("lab", rhsmUsername="me", rhsmPassword=SECRET),
