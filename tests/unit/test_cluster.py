@@ -66,6 +66,10 @@ def test_hacluster_password_travels_only_on_stdin(dev_graph):
         step = dev_graph.named(name)
         assert step.inputs["stdin"] == password
         assert "hacluster_password=$(read_secret " in step.inputs["create"]
+    # Nor as a command's argument (the process list shows those): pcs reads it on stdin.
+    auth, = [line for line in dev_graph.named("cluster-setup").inputs["create"].splitlines()
+             if line.startswith("pcs host auth")]
+    assert " -p " not in auth and auth.endswith('<<<"$hacluster_password"')
 
 
 def test_fence_key_private_half_on_nodes_public_half_on_the_hypervisor(dev_graph):
