@@ -36,6 +36,7 @@ DEFAULT_URI = "qemu:///system"
 OS_FAMILIES = ("rhel", "debian")
 BROKERS = ("qpid", "rabbitmq")
 HAPROXY_LAYOUTS = ("clone", "group")
+BROKER_LAYOUTS = ("clone", "group")
 NETWORK_MODES = ("nat", "isolated", "bridge")
 FENCE_AGENTS = ("fence_virsh", "fence_xvm")
 SHARED_STORAGE_KINDS = ("volume", "iscsi", "rbd")
@@ -53,8 +54,8 @@ MIN_COMPUTE_MEMORY_MIB = 1024
 MIN_SHARED_DISK_GIB, MIN_DISK_GIB = 2, 8
 MAX_GIB, MAX_MIB, MAX_NODES = 65536, 16 * 1024 * 1024, 64
 # Pacemaker ids of the stack's own layout (components/cluster_resources.py), and fence-<node>.
-RESERVED_RESOURCE_IDS = ("vip", "shared-fs", "mysql", "broker", "haproxy", "haproxy-clone",
-                         "glance-api", "osha-core")
+RESERVED_RESOURCE_IDS = ("vip", "shared-fs", "mysql", "broker", "broker-clone", "haproxy",
+                         "haproxy-clone", "glance-api", "osha-core")
 # Config namespaces of the providers the stack uses: not this program's keys, but no typos either.
 PROVIDER_NAMESPACES = ("libvirt", "command", "random", "tls", "pulumi")
 Count = Annotated[int, Field(ge=0, le=MAX_NODES)]
@@ -300,6 +301,10 @@ class Cluster(Section):
     broker: Optional[Literal[BROKERS]] = setting(
         derived="`qpid` (rhel with openstack.install none), else `rabbitmq`",
         doc="the message broker")
+    broker_layout: Literal[BROKER_LAYOUTS] = setting(
+        "clone", "`clone`: the broker runs on every node and the VIP's group follows it, so a "
+        "failover waits for no broker start; `group`: the broker in the group after MySQL (the "
+        "seed's active/passive)")
     stickiness: int = setting(100, "resource-stickiness", ge=0, le=1000000)
     shared_dir: Path = setting("/var/lib/openstack-ha", "where the shared disk is mounted, on one "
                                "node at a time: MySQL's datadir (`mysql/`) and glance's image "

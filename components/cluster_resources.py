@@ -1,8 +1,10 @@
 """The seed's resource layout in Pacemaker, built in a shadow CIB and pushed as one diff.
 
-VIP, shared Filesystem, (glance-api,) MySQL, the broker and the single-instance services form one
-group that moves as a whole; HAProxy runs on every control node (a clone the group follows) or, in
-the seed's layout, inside the group right after the VIP. The Filesystem is mounted at
+VIP, shared Filesystem, (glance-api,) MySQL and the single-instance services form one group that
+moves as a whole. HAProxy runs on every control node (a clone the group follows) or, in the seed's
+layout, inside the group right after the VIP. The broker likewise: a clone on every control node
+the group follows (it keeps nothing on the shared disk, so a failover finds one already running),
+or, in the seed's layout, in the group after MySQL. The Filesystem is mounted at
 `cluster.sharedDir`: MySQL's datadir and, when the stack installs OpenStack, glance's image store
 are directories in it, and glance-api runs where it is mounted.
 
@@ -31,6 +33,8 @@ TAG = "osha-managed"
 MYSQL_INIT_FILE = "/etc/openstack-ha/mysql-init.sql"
 RABBITMQ_DEFINITIONS = "/etc/rabbitmq/definitions.json"
 RABBITMQ_DEFINITIONS_CONF = "/etc/rabbitmq/conf.d/80-openstack-ha-definitions.conf"
+# How long a failed broker clone instance stays stopped on its node before Pacemaker starts it again.
+BROKER_FAILURE_TIMEOUT = "60s"
 # Three control nodes' services hold about 150 connections: Debian's default maximum.
 MYSQL_MAX_CONNECTIONS = 1000
 MYSQL = {
@@ -47,6 +51,7 @@ class Resource:
     agent: str
     params: tuple[tuple[str, str], ...] = ()
     ops: tuple[str, ...] = ()
+    meta: tuple[tuple[str, str], ...] = ()
     group: bool = True
     clone: bool = False
     stonith: bool = False
@@ -61,6 +66,8 @@ class Resource:
                 *(f"{k}={v}" for k, v in self.params)]
         for op in self.ops:
             args += ["op", *op.split()]
+        if self.meta:
+            args += ["meta", *(f"{k}={v}" for k, v in self.meta)]
         if self.clone:
             args.append("clone")
         elif self.group:
@@ -85,6 +92,7 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
         fs_params.append(("options", 'context="system_u:object_r:mysqld_db_t:s0"'))
     haproxy = Resource("haproxy", "systemd:haproxy", ops=("monitor interval=10s",),
                        clone=s.cluster.haproxy_layout == "clone")
+    broker = broker_resource(settings)
     layout = [Resource("vip", "ocf:heartbeat:IPaddr2",
                        (("ip", str(s.vip)), ("cidr_netmask", str(s.network.cidr.prefixlen))),
                        ("monitor interval=10s",))]
@@ -107,14 +115,11 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
             ("additional_parameters", "--bind-address=0.0.0.0 --skip-name-resolve "
              f"--max-connections={MYSQL_MAX_CONNECTIONS} --init-file={MYSQL_INIT_FILE}")),
             ("start timeout=180s", "stop timeout=120s", "monitor interval=20s timeout=30s")),
-        # RabbitMQ's start (Erlang VM boot, Mnesia) took over 200 s on an emulated, loaded node.
-        Resource("broker", f"systemd:{BROKER_UNITS[s.cluster.broker]}",
-                 ops=("start timeout=300s", "stop timeout=120s", "monitor interval=30s")),
+        *([] if broker.clone else [broker]),  # the seed's layout: the broker after MySQL
         *(Resource(x.name, f"systemd:{x.unit}", ops=("monitor interval=30s",))
           for x in s.cluster.singletons),
     ]
-    if haproxy.clone:
-        layout.append(haproxy)
+    layout += [r for r in (broker, haproxy) if r.clone]
     # fence_virsh logs in over SSH: well past Pacemaker's 20 s default on a busy host.
     layout += [Resource(d.id, d.agent, d.params,
                         ("start timeout=120s", "monitor interval=60s timeout=120s"),
@@ -122,15 +127,30 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
     return layout
 
 
-def constraints(settings: Settings, stonith: list[StonithDevice]) -> list[list[str]]:
-    """pcs constraint commands: the group follows HAProxy; no device runs on its own target."""
+def broker_resource(settings: Settings) -> Resource:
+    """The broker: in the group, or a clone on every control node."""
+    clone = settings.cluster.broker_layout == "clone"
+    return Resource(
+        "broker", f"systemd:{BROKER_UNITS[settings.cluster.broker]}",
+        # RabbitMQ's start (Erlang VM boot, Mnesia) took over 200 s on an emulated, loaded node.
+        ops=("start timeout=300s", "stop timeout=120s", "monitor interval=30s"),
+        # A clone instance that fails is not restarted in place (that is RabbitMQ's whole start):
+        # its node is left, so the group moves to a node whose broker runs; it starts there again
+        # once the failure has expired.
+        meta=(("migration-threshold", "1"), ("failure-timeout", BROKER_FAILURE_TIMEOUT))
+        if clone else (),
+        clone=clone)
+
+
+def constraints(layout: list[Resource], stonith: list[StonithDevice]) -> list[list[str]]:
+    """pcs constraint commands: the group runs only beside the clones (HAProxy's, the broker's);
+    no device runs on its own target."""
     commands = []
-    if settings.cluster.haproxy_layout == "clone":
+    for clone in (r.top_id for r in layout if r.clone):
         commands += [
-            ["constraint", "colocation", "add", GROUP, "with", "haproxy-clone", "INFINITY"],
-            # Optional: a restart of one HAProxy does not bounce the VIP and the databases.
-            ["constraint", "order", "start", "haproxy-clone", "then", "start", GROUP,
-             "kind=Optional"],
+            ["constraint", "colocation", "add", GROUP, "with", clone, "INFINITY"],
+            # Optional: a restart of one instance does not bounce the VIP and the databases.
+            ["constraint", "order", "start", clone, "then", "start", GROUP, "kind=Optional"],
         ]
     commands += [["constraint", "location", d.id, "avoids", d.node] for d in stonith]
     return commands
@@ -142,7 +162,7 @@ def pcs_commands(settings: Settings, device: str, stonith: list[StonithDevice]) 
     tagged = [GROUP] + [r.top_id for r in layout if not r.group or r.clone or r.stonith]
     return [
         *(r.pcs_args() for r in layout),
-        *constraints(settings, stonith),
+        *constraints(layout, stonith),
         ["tag", "create", TAG, *dict.fromkeys(tagged)],
         ["property", "set", f"stonith-enabled={'true' if stonith else 'false'}"],
         ["property", "set", f"load-threshold={settings.cluster.load_threshold_percent}%"],

@@ -104,6 +104,38 @@ def test_haproxy_layouts(layout, clone):
     assert ("net.ipv4.ip_nonlocal_bind = 1" in sysctl) == clone
 
 
+@pytest.mark.parametrize("broker,unit", [("rabbitmq", "rabbitmq-server"), ("qpid", "qpidd")])
+@pytest.mark.parametrize("haproxy", ["clone", "group"])
+def test_broker_layouts(broker, unit, haproxy):
+    """Cloned: the broker on every node, the group beside it with an optional order, a failed
+    instance not restarted in place, the clone tagged; in the group: after MySQL, as the seed."""
+    install = {} if broker == "rabbitmq" else {"openstack": {"install": "none"}}
+    commands = {}
+    for layout in ("clone", "group"):
+        graph = render.run_program(stack_config("dev", cluster={
+            "broker": broker, "brokerLayout": layout, "haproxyLayout": haproxy}, **install), "dev")
+        commands[layout] = graph.named("cluster-layout").inputs["create"].splitlines()
+    (cloned,) = [c for c in commands["clone"] if "resource create broker " in c]
+    assert cloned.startswith(f"shadow resource create broker systemd:{unit} op start timeout=300s")
+    assert cloned.endswith("meta migration-threshold=1 failure-timeout=60s clone "
+                           '"${force[@]}"') and "--group" not in cloned
+    assert "shadow constraint colocation add osha-core with broker-clone INFINITY" in \
+        commands["clone"]
+    assert "shadow constraint order start broker-clone 'then' start osha-core kind=Optional" in \
+        commands["clone"]
+    (tag,) = [c for c in commands["clone"] if c.startswith("shadow tag create")]
+    assert " broker-clone " in tag
+    (grouped,) = [c for c in commands["group"] if "resource create broker " in c]
+    assert grouped.endswith('--group osha-core "${force[@]}"') and "meta" not in grouped
+    assert not [c for c in commands["group"] if "broker-clone" in c]
+    created = [c.split()[3] for c in commands["group"] if c.startswith("shadow resource create")]
+    assert created.index("broker") == created.index("mysql") + 1
+    # The HAProxy layout's own lines are the same under either broker layout.
+    def haproxy_lines(layout: str) -> list[str]:
+        return [c for c in commands[layout] if "haproxy" in c and "tag create" not in c]
+    assert haproxy_lines("clone") == haproxy_lines("group")
+
+
 def test_fencing_off_installs_nothing_and_warns(caplog):
     graph = render.run_program(stack_config("dev", fencing={"enabled": False,
                                                              "acknowledgeDisabled": True}), "dev")

@@ -36,7 +36,7 @@ def test_defaults_cover_an_empty_config():
     assert parsed.libvirt_uri == "qemu:///system"
     assert parsed.image.source == settings.DEFAULT_IMAGE and parsed.image.os_family == "rhel"
     assert len(parsed.controls) == 3 and parsed.fencing.enabled
-    assert parsed.cluster.haproxy_layout == "clone"
+    assert parsed.cluster.haproxy_layout == "clone" and parsed.cluster.broker_layout == "clone"
 
 
 @pytest.mark.parametrize("cidr", ["10.20.0.0/33", "10.20.0.1/24", "not-a-network"])

@@ -169,6 +169,8 @@ MISTAKES = {
     "l2-agent-the-install-lacks": (dev(cluster={"singletons": [
         {"name": "neutron-l2-agent", "unit": "my-agent"}]}), "cluster.singletons[0].unit",
         "installs no such unit"),
+    "broker-layout-typo": (dev(cluster={"brokerLayout": "clones"}), "cluster.brokerLayout",
+                           "did you mean `clone`?"),
     "qpid-with-the-install": (dev(cluster={"broker": "qpid"}), "cluster.broker",
                               "speaks to RabbitMQ"),
     "control-too-small-for-openstack": (dev(controlSize={"memoryMib": 2048}),
