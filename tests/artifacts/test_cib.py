@@ -13,14 +13,17 @@ from tools import render
 
 # The image carries the services: the seed's own way, and its releases.
 IMAGE_CARRIES = {"openstack": {"install": "none"}}
+# Both HAProxy layouts with both broker layouts (RabbitMQ and qpidd); `dev-group` is the seed's.
 VARIANTS = {
     "dev-clone": ("dev", {}),
-    "dev-group": ("dev", {"cluster": {"haproxyLayout": "group", "broker": "qpid"},
-                          **IMAGE_CARRIES}),
-    "lab-clone": ("lab", {}),
+    "dev-group": ("dev", {"cluster": {"haproxyLayout": "group", "broker": "qpid",
+                                      "brokerLayout": "group"}, **IMAGE_CARRIES}),
+    "lab-broker-group": ("lab", {"cluster": {**render.stack_config("lab")["cluster"],
+                                             "brokerLayout": "group"}}),
     "debian-clone": ("debian", {}),
     "dev-two-nodes": ("dev", {"controlNodes": {"count": 2}, "acknowledgeEvenControlCount": True}),
-    "dev-havana": ("dev", {"release": "havana", **IMAGE_CARRIES}),
+    "dev-havana-haproxy-group": ("dev", {"release": "havana", "cluster": {"haproxyLayout": "group"},
+                                         **IMAGE_CARRIES}),
 }
 
 
@@ -49,7 +52,8 @@ def group_members(settings) -> list[str]:
     holding its image store."""
     glance = ["glance-api"] if settings.openstack.installs and settings.services["glance-api"] \
         else []
-    members = ["vip", "shared-fs", *glance, "mysql", "broker",
+    broker = ["broker"] if settings.cluster.broker_layout == "group" else []
+    members = ["vip", "shared-fs", *glance, "mysql", *broker,
                *(s.name for s in settings.cluster.singletons)]
     if settings.cluster.haproxy_layout == "group":
         members.insert(1, "haproxy")
@@ -61,13 +65,18 @@ def holder(settings, placement: cib.ClusterView) -> str:
     return node
 
 
-def check_together(settings, placement: cib.ClusterView) -> str:
-    """Every group member runs exactly once, all on the VIP's node; HAProxy where it belongs."""
+def check_together(settings, placement: cib.ClusterView, broker_down: tuple[str, ...] = ()) -> str:
+    """Every group member runs exactly once, all on the VIP's node; HAProxy and the broker where
+    they belong (a cloned broker on every online node but `broker_down`, the VIP's among them)."""
     node = holder(settings, placement)
     for member in group_members(settings):
         assert placement.on(member) == [node], (member, placement.running)
     if settings.cluster.haproxy_layout == "clone":
         assert sorted(placement.on("haproxy")) == sorted(placement.online)
+    if settings.cluster.broker_layout == "clone":
+        assert sorted(placement.on("broker")) == \
+            sorted(n for n in placement.online if n not in broker_down), placement.running
+        assert node in placement.on("broker")
     for control in settings.controls:
         device = placement.on(f"fence-{control.name}")
         # A device never runs on the node it fences; with no other node up it does not run.
@@ -170,3 +179,59 @@ def test_the_group_holds_the_shared_directory_then_glance_then_mysql(built):
         (glance,) = [p for p in root.iter("primitive") if p.get("id") == "glance-api"]
         unit = openstack_packages.managed_units(settings)["glance-api"]
         assert (glance.get("class"), glance.get("type")) == ("systemd", unit)
+
+
+def test_a_broker_failure_on_the_vips_node(built):
+    """Cloned, the failed broker is left stopped there and the group moves to a node whose broker
+    runs; once the failure expires it starts again and nothing moves back. In the group it
+    restarts in place, the group stays."""
+    settings, work, _, up, placement = built
+    node = holder(settings, placement)
+    failed = cib.simulate(up, work / "broker-failed.xml", f"--op-inject=broker_monitor_30000@{node}=7")
+    if settings.cluster.broker_layout == "group":
+        assert check_together(settings, failed) == node
+        return
+    survivor = check_together(settings, failed, broker_down=(node,))
+    assert survivor != node and node not in failed.on("broker")
+    expired = cib.simulate(work / "broker-failed.xml", work / "broker-expired.xml",
+                           "--set-datetime=2099-01-01T00:00:00Z")
+    assert check_together(settings, expired) == survivor
+    assert node in expired.on("broker")
+
+
+def test_a_broker_failure_elsewhere_leaves_the_group_where_it_is(built):
+    settings, work, _, up, placement = built
+    node = holder(settings, placement)
+    (other, *_) = [n for n in placement.online if n != node]
+    failed = cib.simulate(up, work / "broker-failed-elsewhere.xml",
+                          f"--op-inject=broker_monitor_30000@{other}=7")
+    down = (other,) if settings.cluster.broker_layout == "clone" else ()
+    assert check_together(settings, failed, broker_down=down) == node
+
+
+def configuration(cib_file) -> str:
+    """The CIB's configuration section, canonical (no epoch or status)."""
+    (section,) = ET.parse(cib_file).getroot().iter("configuration")
+    return ET.canonicalize(ET.tostring(section), strip_text=True)
+
+
+def test_switching_broker_layouts_converges(tmp_path):
+    """Clone -> group -> clone on one CIB: each run leaves what it leaves on an empty CIB, and a
+    re-run pushes nothing."""
+    settings = render_variant("dev", {"cluster": {"brokerLayout": "clone"}}, tmp_path / "clone")
+    render_variant("dev", {"cluster": {"brokerLayout": "group"}}, tmp_path / "group")
+    nodes = [n.name for n in settings.controls]
+    fresh = cib.empty_cib(tmp_path / "fresh.xml", nodes)
+    cib.apply_layout(tmp_path / "group", fresh)
+    switched = cib.empty_cib(tmp_path / "switched.xml", nodes)
+    cib.apply_layout(tmp_path / "clone", switched)
+    cloned = configuration(switched)
+    assert "broker-clone" in cloned
+    cib.apply_layout(tmp_path / "group", switched)
+    assert configuration(switched) == configuration(fresh)
+    assert "broker-clone" not in configuration(switched)
+    cib.apply_layout(tmp_path / "clone", switched)
+    assert configuration(switched) == cloned
+    epoch = cib.epoch(switched)
+    assert "nothing to push" in cib.apply_layout(tmp_path / "clone", switched).stderr
+    assert cib.epoch(switched) == epoch
