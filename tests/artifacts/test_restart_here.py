@@ -1,0 +1,75 @@
+"""restart_here (templates/restart-here.sh.j2) run by bash against stub cluster tools: a resource
+restarts only on the node that runs it; a cloned one under systemd with the node in maintenance,
+never through Pacemaker's ban."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from components.templating import render
+
+PRIMITIVES = {
+    "clone": '<clone id="broker-clone">\n  <primitive id="broker" class="systemd" '
+             'type="rabbitmq-server">\n    <operations/>\n  </primitive>\n</clone>',
+    "group": "",  # a group member: the clone query finds nothing
+}
+STUBS = {
+    "crm_node": 'echo ctl1',
+    "crm_resource": 'if [ "$1" = --locate ]; then printf "resource %s is running on: %s\\n" '
+                    '"$3" "$OSHA_RUNS_ON"; exit 0; fi\necho "crm_resource $*" >> "$OSHA_TEST_LOG"',
+    "cibadmin": '[ -n "$OSHA_CLONED" ] || exit 105\nprintf "%s\\n" "$OSHA_CLONED"',
+    "crm_attribute": 'echo "crm_attribute $*" >> "$OSHA_TEST_LOG"\n'
+                     '[[ " $* " == *" --query "* ]] && printf "%s\\n" "$OSHA_MAINTENANCE"; exit 0',
+    "systemctl": 'echo "systemctl $*" >> "$OSHA_TEST_LOG"\nexit "${OSHA_SYSTEMCTL_RC:-0}"',
+}
+
+
+def restart(tmp_path, layout: str, runs_on: str = "ctl1", maintenance: str = "",
+            systemctl_rc: int = 0) -> tuple[int, list[str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool, text in STUBS.items():
+        (bin_dir / tool).write_text(f"#!/bin/bash\n{text}\n")
+        (bin_dir / tool).chmod(0o755)
+    log = tmp_path / "log"
+    log.write_text("")
+    script = "set -euo pipefail\n" + render("restart-here.sh.j2") + "restart_here broker\n"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+                                 "OSHA_TEST_LOG": str(log), "OSHA_RUNS_ON": runs_on,
+                                 "OSHA_CLONED": PRIMITIVES[layout],
+                                 "OSHA_MAINTENANCE": maintenance,
+                                 "OSHA_SYSTEMCTL_RC": str(systemctl_rc)})
+    return result.returncode, log.read_text().splitlines()
+
+
+def test_a_grouped_resource_restarts_through_pacemaker(tmp_path):
+    assert restart(tmp_path, "group") == (
+        0, ["crm_resource --restart --resource broker --timeout=300s"])
+
+
+@pytest.mark.parametrize("layout", sorted(PRIMITIVES))
+def test_nothing_restarts_on_a_node_that_does_not_run_it(tmp_path, layout):
+    assert restart(tmp_path, layout, runs_on="ctl2") == (0, [])
+
+
+def test_a_cloned_resource_restarts_under_systemd_with_the_node_in_maintenance(tmp_path):
+    rc, calls = restart(tmp_path, "clone")
+    assert rc == 0
+    assert calls == ["crm_attribute --node ctl1 --name maintenance --query --quiet",
+                     "crm_attribute --node ctl1 --name maintenance --update true",
+                     "systemctl restart rabbitmq-server.service",
+                     "crm_attribute --node ctl1 --name maintenance --delete"]
+
+
+def test_a_failed_restart_still_ends_maintenance_and_fails(tmp_path):
+    rc, calls = restart(tmp_path, "clone", systemctl_rc=1)
+    assert rc == 1 and calls[-1] == "crm_attribute --node ctl1 --name maintenance --delete"
+
+
+def test_a_node_already_in_maintenance_stays_in_it(tmp_path):
+    rc, calls = restart(tmp_path, "clone", maintenance="true")
+    assert rc == 0 and calls == ["crm_attribute --node ctl1 --name maintenance --query --quiet",
+                                 "systemctl restart rabbitmq-server.service"]
