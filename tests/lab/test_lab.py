@@ -72,9 +72,12 @@ def test_every_node_online_with_quorum_and_every_resource_started_once(lab):
     assert not view.failed, view.failed
     (holder,) = view.running["vip"]
     singletons = [s.name for s in lab.settings.cluster.singletons]
-    for resource in ["shared-fs", "mysql", "broker", *singletons]:
+    cloned_broker = lab.settings.cluster.broker_layout == "clone"
+    for resource in ["shared-fs", "mysql", *([] if cloned_broker else ["broker"]), *singletons]:
         assert view.running[resource] == [holder], (resource, view.running)
     assert sorted(view.running["haproxy"]) == sorted(view.online)
+    if cloned_broker:
+        assert sorted(view.running["broker"]) == sorted(view.online)
 
 
 def test_shared_filesystem_and_vip_on_exactly_the_vips_node(lab):
