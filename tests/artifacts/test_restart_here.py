@@ -16,7 +16,7 @@ PRIMITIVES = {
     "group": "",  # a group member: the clone query finds nothing
 }
 STUBS = {
-    "crm_node": 'echo ctl1',
+    "crm_node": '[ -z "$OSHA_NO_CLUSTER" ] || exit 1\necho ctl1',
     "crm_resource": 'if [ "$1" = --locate ]; then printf "resource %s is running on: %s\\n" '
                     '"$3" "$OSHA_RUNS_ON"; exit 0; fi\necho "crm_resource $*" >> "$OSHA_TEST_LOG"',
     "cibadmin": '[ -n "$OSHA_CLONED" ] || exit 105\nprintf "%s\\n" "$OSHA_CLONED"',
@@ -27,7 +27,7 @@ STUBS = {
 
 
 def restart(tmp_path, layout: str, runs_on: str = "ctl1", maintenance: str = "",
-            systemctl_rc: int = 0) -> tuple[int, list[str]]:
+            systemctl_rc: int = 0, no_cluster: str = "") -> tuple[int, list[str]]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     for tool, text in STUBS.items():
@@ -41,7 +41,8 @@ def restart(tmp_path, layout: str, runs_on: str = "ctl1", maintenance: str = "",
                                  "OSHA_TEST_LOG": str(log), "OSHA_RUNS_ON": runs_on,
                                  "OSHA_CLONED": PRIMITIVES[layout],
                                  "OSHA_MAINTENANCE": maintenance,
-                                 "OSHA_SYSTEMCTL_RC": str(systemctl_rc)})
+                                 "OSHA_SYSTEMCTL_RC": str(systemctl_rc),
+                                 "OSHA_NO_CLUSTER": no_cluster})
     return result.returncode, log.read_text().splitlines()
 
 
@@ -53,6 +54,7 @@ def test_a_grouped_resource_restarts_through_pacemaker(tmp_path):
 @pytest.mark.parametrize("layout", sorted(PRIMITIVES))
 def test_nothing_restarts_on_a_node_that_does_not_run_it(tmp_path, layout):
     assert restart(tmp_path, layout, runs_on="ctl2") == (0, [])
+    assert restart(tmp_path, layout, no_cluster="yes") == (0, [])
 
 
 def test_a_cloned_resource_restarts_under_systemd_with_the_node_in_maintenance(tmp_path):
