@@ -205,7 +205,7 @@ def rhel_tls_rhsm() -> tuple[str, dict]:
         computeNodes={"count": 1, "firstIp": "10.20.0.21", "namePrefix": "cmp"},
         vipName="openstack", adminUser="opsadmin",
         cluster={"name": "osha", "haproxyLayout": "clone", "broker": "qpid",
-                 "sharedDir": "/var/lib/openstack-ha", "singletons": [
+                 "brokerLayout": "clone", "sharedDir": "/var/lib/openstack-ha", "singletons": [
                      {"name": "neutron-l2-agent", "unit": "neutron-openvswitch-agent"},
                      {"name": "ceilometer-central", "unit": "openstack-ceilometer-central"}],
                  "tcpKeepalive": {"time": 60, "intvl": 10, "probes": 6}},
@@ -237,7 +237,7 @@ def remote_iscsi() -> tuple[str, dict]:
 
 
 def debian_rbd() -> tuple[str, dict]:
-    """debian: Debian's zed installed by the stack, RabbitMQ, TLS, the group layout, Ceph RBD,
+    """debian: Debian's zed installed by the stack, RabbitMQ, TLS, the group layouts, Ceph RBD,
     fence_xvm."""
     raw = stack_config("debian", sharedStorage={"kind": "rbd", "filesystem": "ext4", "source": {
         "pool": "rbd", "image": "osha-mysql", "monitors": ["10.20.0.5:6789", "ceph2.lan"],
@@ -245,7 +245,7 @@ def debian_rbd() -> tuple[str, dict]:
         tls={"enabled": True}, storagePool="images", vip="10.20.0.10",
         fencing={"agent": "fence_xvm"},
         **{k: v for k, v in SECRETS.items() if k != "rhsmPassword"})
-    raw["cluster"]["haproxyLayout"] = "group"
+    raw["cluster"].update(haproxyLayout="group", brokerLayout="group")
     raw["network"]["gateway"] = "10.20.0.1"
     return "debian", raw
 
