@@ -33,6 +33,9 @@ IMAGE_BYTES = 1024 * 1024
 # One call: a slow answer during a failover is still an answer; a hung one is retried.
 CALL_TIMEOUT = 120
 RETRY_SECONDS = 2
+# The fake driver's servers are ACTIVE within seconds of the request; the client's own start
+# under the lab's load takes up to half a minute.
+SERVER_SECONDS = 90
 # Names of what the checks create: `lab-<check>-<run>-<n>`; the flavor and the image the server
 # check boots from are made once per lab.
 FLAVOR = "lab-tiny"
@@ -149,13 +152,20 @@ class Cloud:
                  "-f", "value", "-c", "id")
 
     def server(self, name: str, image: str) -> None:
-        """A server from `image` ACTIVE; one that ends in ERROR is deleted (and fails)."""
-        status = self.run("--os-compute-api-version", "2.37", "server", "create", name,
-                          "--image", image, "--flavor", FLAVOR, "--nic", "none", "--wait",
-                          "-f", "value", "-c", "status", timeout=2 * CALL_TIMEOUT).strip()
-        if status != "ACTIVE":
-            self.run("server", "delete", name)
-            raise CheckFailed(f"server {name}: {status}")
+        """A server from `image` ACTIVE within SERVER_SECONDS; one that is not (ERROR, or still
+        building: a request the failover lost stays in BUILD) is deleted, and the check fails."""
+        try:
+            status = self.run("--os-compute-api-version", "2.37", "server", "create", name,
+                              "--image", image, "--flavor", FLAVOR, "--nic", "none", "--wait",
+                              "-f", "value", "-c", "status", timeout=SERVER_SECONDS).strip()
+            if status != "ACTIVE":
+                raise CheckFailed(f"server {name}: {status}")
+        except CheckFailed:
+            try:
+                self.run("server", "delete", name)
+            except CheckFailed:
+                pass  # never created, or nova does not answer yet: the next try has its own name
+            raise
 
     def volume_services(self, everyone: int) -> None:
         """At least `everyone` cinder schedulers up (all of them before a fault, one after)."""
