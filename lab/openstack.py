@@ -186,6 +186,12 @@ class Cloud:
         if FLAVOR not in self.run("flavor", "list", "-f", "value", "-c", "Name").split():
             self.flavor(FLAVOR)
 
+    def lift_quotas(self) -> None:
+        """Every drill makes servers and networks in the admin's project (nova's default
+        quota is ten instances)."""
+        self.run("quota", "set", "--instances", "-1", "--cores", "-1", "--ram", "-1",
+                 "--networks", "-1", "--subnets", "-1", ADMIN_PROJECT)
+
 
 class CloudChecks:
     """Every check, with what they need made first: the server's flavor, and an image uploaded
@@ -246,6 +252,7 @@ class CloudChecks:
         return passed, errors
 
     def prepare(self) -> None:
+        self.cloud.lift_quotas()
         self.cloud.ensure_flavor()
         self.keep_image()
 
