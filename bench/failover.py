@@ -7,7 +7,8 @@
 
 Boots the lab stack (lab/session.py) with the chosen failover profile, converges it with the
 stack's own steps, then per layout runs `rounds` rounds; in a round every fault takes down every
-control node once (lab/drill.py). The victim is the node that holds the VIP when it is free to be
+control node once (lab/drill.py), the real `openstack` client's checks timed after each fault
+(lab/openstack.py). The victim is the node that holds the VIP when it is free to be
 chosen, so the core group is moved only when needed. The layout is switched the way a user
 would: a changed setting, re-rendered, and only the changed steps run. Prints the table (median
 and max per column), writes every drill to bench/results/failover-PROFILE.json and draws
@@ -24,7 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from lab import drill, session  # noqa: E402
+from lab import drill, openstack, session  # noqa: E402
 from lab.substrate import FAULTS  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def machine() -> str:
 
 
 def drills(lab: session.Lab, layout: str, rounds: int, faults: list[str],
-           profile: str) -> list[drill.Failover]:
+           profile: str, cloud: openstack.CloudChecks) -> list[drill.Failover]:
     """Each round: every fault on every control node, victims taken as the VIP moves."""
     results = []
     for _ in range(rounds):
@@ -48,7 +49,7 @@ def drills(lab: session.Lab, layout: str, rounds: int, faults: list[str],
                 holder = lab.holder_of_vip()
                 victim = holder if holder in pending else pending[0]
                 pending.remove(victim)
-                results.append(drill.run_drill(lab, layout, victim, fault, profile))
+                results.append(drill.run_drill(lab, layout, victim, fault, profile, cloud))
     return results
 
 
@@ -74,6 +75,7 @@ def main() -> int:
     lab = session.Lab(session.render_stack(args.work / f"rendered-{args.layouts[0]}",
                                            profile=args.profile, layout=args.layouts[0]),
                       args.substrate)
+    cloud = openstack.CloudChecks(openstack.Cloud.of(lab), schedulers=len(lab.controls))
     try:
         lab.up()
         for index, layout in enumerate(args.layouts):
@@ -83,7 +85,7 @@ def main() -> int:
                 lab.converge()
             else:
                 lab.update_to(rendered)
-            results += drills(lab, layout, args.rounds, args.faults, args.profile)
+            results += drills(lab, layout, args.rounds, args.faults, args.profile, cloud)
     finally:
         session.ensure_down()
         if results:

@@ -1,13 +1,16 @@
 #!/bin/bash
 # Derives the VM image (the `vms` substrate) from the lab rootfs (build-rootfs.sh, built first if
-# missing): a copy of it plus a kernel, udev and an fstab, then kernel, initrd and a qcow2 root.
-# Cached by content: named after the rootfs and this script. Prints the directory holding
-# vmlinuz, initrd.img and root.qcow2.
+# missing): a copy of it plus a kernel, udev and an fstab, and the lab's package repository (the
+# first argument: build-repo.sh's directory) at /srv/osha-repo, where containers mount it; then
+# kernel, initrd and a qcow2 root. Cached by content: named after the rootfs, the repository and
+# this script. Prints the directory holding vmlinuz, initrd.img and root.qcow2.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${OSHA_LAB_CACHE:-/var/cache/openstack-ha-lab}
+mirror=${OSHA_LAB_MIRROR:-http://deb.debian.org/debian}
+repository=$1
 rootfs=$(bash "$here/build-rootfs.sh")
-key=$( (echo "$rootfs"; cat "$0") | sha256sum | cut -c1-16)
+key=$( (echo "$rootfs"; echo "$repository"; cat "$0") | sha256sum | cut -c1-16)
 out=$cache/image-$key
 if [ -f "$out/root.qcow2" ]; then
   echo "$out"
@@ -34,10 +37,17 @@ mount --bind /dev "$root/dev"
 mount --bind /dev/pts "$root/dev/pts"
 printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
 chmod 0755 "$root/usr/sbin/policy-rc.d"
+# The kernel comes from Debian's mirror (the rootfs's own source is the lab repository).
+cp "$root/etc/apt/sources.list" "$work/sources.list"
+echo "deb $mirror bookworm main" > "$root/etc/apt/sources.list"
 chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2
 chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
   linux-image-amd64 udev >&2
 chroot "$root" apt-get clean
+cp "$work/sources.list" "$root/etc/apt/sources.list"
+rm -rf "$root/var/lib/apt/lists/"*
+mkdir -p "$root/srv"
+cp -a "$repository" "$root/srv/osha-repo"
 # A VM has the guest-agent channel: Debian's own unit again.
 rm "$root/etc/systemd/system/qemu-guest-agent.service"
 rm -f "$root/usr/sbin/policy-rc.d"

@@ -20,9 +20,12 @@ SEED_DIR = "var/lib/cloud/seed/nocloud"
 # libvirtd runs outside systemd here: its LXC driver manages these cgroup v1 hierarchies itself.
 # The cgroup2 `unified` one must stay unmounted (libvirt_lxc fails creating a directory there).
 CGROUPS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
+# Where the rootfs's apt source (lab/build-rootfs.sh) finds the lab's package repository.
+REPOSITORY_DIR = "/srv/osha-repo"
 
 
-def domain_xml(node: dict, root: Path, network: str, link: str, shared_device: str | None) -> str:
+def domain_xml(node: dict, root: Path, network: str, link: str, shared_device: str | None,
+               repository: Path) -> str:
     shared = f"""
     <hostdev mode='capabilities' type='storage'>
       <source><block>{shared_device}</block></source>
@@ -44,6 +47,11 @@ def domain_xml(node: dict, root: Path, network: str, link: str, shared_device: s
       <source dir='{root}'/>
       <target dir='/'/>
     </filesystem>
+    <filesystem type='mount' accessmode='passthrough'>
+      <source dir='{repository}'/>
+      <target dir='{REPOSITORY_DIR}'/>
+      <readonly/>
+    </filesystem>
     <interface type='network'>
       <source network='{network}'/>
       <mac address='{node['mac']}'/>
@@ -59,9 +67,10 @@ class Containers(Substrate):
     name = "containers"
     uri = "lxc:///"
 
-    def __init__(self, rendered: Path, base: Path, shared_device: str):
+    def __init__(self, rendered: Path, base: Path, shared_device: str, repository: Path):
         super().__init__(rendered, base)
         self.shared_device = shared_device
+        self.repository = repository
 
     # -- the hypervisor side -----------------------------------------------------------------
     def prepare_libvirtd(self) -> str:
@@ -101,7 +110,8 @@ class Containers(Substrate):
                            str(root))
         xml = STATE_DIR / f"{node['name']}.xml"
         xml.write_text(domain_xml(node, root, self.manifest["network"]["name"], self.link(node),
-                                  self.shared_device if node["shared_disk"] else None))
+                                  self.shared_device if node["shared_disk"] else None,
+                                  self.repository))
         virsh("define", str(xml))
 
     def init_pid(self, node: dict) -> int | None:

@@ -11,7 +11,10 @@ isolated, and must be fenced; the split-brain case). Seconds from the fault to:
 - mysql_write: a row committed through the VIP by a server whose @@hostname is a survivor's;
 - broker: the broker at the VIP starting an AMQP connection, as a survivor's node;
 - keystone_token: keystone issuing a token through the VIP, reached at a survivor's MAC;
-- rejoin: the victim online again in a survivor's view.
+- rejoin: the victim online again in a survivor's view;
+- with a `CloudChecks` (lab/openstack.py): each of the real `openstack` client's checks at the
+  VIP passing again (`image_kept`: the image uploaded right before the fault downloads
+  byte-identical; `server`: a new server ACTIVE). They all pass before the fault.
 
 The probes run side by side in one process inside the lab network (lab/prober.py), each stamped
 when its answer changes; membership, fencing and rejoin are read from a survivor's Pacemaker
@@ -35,7 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from lab import checks, keystone
+from lab import checks, openstack
 from lab.hypervisor import BRIDGE, in_namespace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,7 +48,8 @@ STATS_PORT = 8404
 BROKER_PORT = 5672
 PROBED = ("vip", "haproxy", "mysql_write", "broker", "keystone_token")
 MILESTONES = ("membership", "fenced", *PROBED)
-COLUMNS = (*MILESTONES, "rejoin")
+CLUSTER_COLUMNS = (*MILESTONES, "rejoin")
+COLUMNS = (*CLUSTER_COLUMNS, *openstack.COLUMNS)
 
 
 @dataclass
@@ -60,6 +64,11 @@ class Failover:
     rows_found: int = 0
     max_fs_mounts: int = 0
     max_vip_holders: int = 0
+    # The last error of each cloud check that had not passed again by the deadline.
+    errors: dict[str, str] = field(default_factory=dict)
+    # Seconds each cloud check took to pass in the round right before the fault (the client's
+    # own time, all checks side by side): the floor under its column.
+    before: dict[str, Optional[float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -85,9 +94,9 @@ class Prober:
                   "deadline_seconds": DEADLINE_SECONDS + 120,
                   "mysql": {"user": checks.MYSQL_USER, "password": checks.MYSQL_PASSWORD,
                             "database": checks.MYSQL_DATABASE},
-                  "keystone": {"port": keystone.PORT, "user": keystone.ADMIN_USER,
-                               "project": keystone.ADMIN_PROJECT,
-                               "password": keystone.ADMIN_PASSWORD}}
+                  "keystone": {"port": openstack.KEYSTONE_PORT, "user": openstack.ADMIN_USER,
+                               "project": openstack.ADMIN_PROJECT,
+                               "password": openstack.admin_password(lab)}}
         self.config = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="osha-prober-")
         json.dump(config, self.config)
         self.config.flush()
@@ -195,18 +204,34 @@ def cluster_events(lab, survivors: list[dict], victim: str, since: float) -> dic
     return {}
 
 
-def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "default") -> Failover:
-    """Take down `victim` (moved to hold the VIP first) by `fault` and time the recovery."""
+def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "default",
+              cloud: Optional[openstack.CloudChecks] = None) -> Failover:
+    """Take down `victim` (moved to hold the VIP first) by `fault` and time the recovery (and
+    the cloud's checks, with `cloud`)."""
     place_on(lab, victim)
     survivors = [n for n in lab.controls if n is not victim]
     result = Failover(layout=layout, fault=fault, victim=victim["name"], profile=profile)
     victim_ids = {victim["mac"], victim["name"]}
+    columns = COLUMNS if cloud else CLUSTER_COLUMNS
+    if cloud:
+        result.before, errors = cloud.until_all_pass(time.monotonic(), DEADLINE_SECONDS)
+        if errors:
+            raise RuntimeError(f"the cloud's checks do not pass before the fault: {errors}")
+        cloud.keep_image()
     prober = Prober(lab, next_row(lab))
     sampler = Sampler(lab)
+    recovered: dict[str, Optional[float]] = {}
     try:
         prober.wait_all_answering()
         killed, killed_wall = time.monotonic(), time.time()
         lab.nodes.kill(victim, fault)
+        checking = threading.Thread(
+            target=lambda: recovered.update(zip(
+                ("seconds", "errors"),
+                cloud.until_all_pass(killed, DEADLINE_SECONDS, after_fault=True))),
+            daemon=True) if cloud else None
+        if checking:
+            checking.start()
         seen: dict[str, float] = {}
         while time.monotonic() - killed < DEADLINE_SECONDS:
             seen.update(cluster_events(lab, survivors, victim["name"], killed_wall))
@@ -214,15 +239,20 @@ def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "defaul
                 answered = prober.first_survivor_answer(name, killed, victim_ids)
                 if answered is not None:
                     seen.setdefault(name, answered)
-            if all(c in seen for c in COLUMNS):
+            if all(c in seen for c in CLUSTER_COLUMNS):
                 break
             time.sleep(0.5)
+        if checking:
+            # Its calls stop by the deadline; the last one may run its own timeout past it.
+            checking.join(DEADLINE_SECONDS + 3 * openstack.CALL_TIMEOUT)
     finally:
         prober.stop()
         sampler.stop()
         if fault == "cut":
             lab.nodes.heal(victim)
-    result.seconds = {c: seen.get(c) for c in COLUMNS}
+    seen.update({k: v for k, v in recovered.get("seconds", {}).items() if v is not None})
+    result.seconds = {c: seen.get(c) for c in columns}
+    result.errors = recovered.get("errors", {})
     result.max_fs_mounts, result.max_vip_holders = sampler.max_fs, sampler.max_vip
     acknowledged = prober.acknowledged()
     result.rows_acknowledged = len(acknowledged)
@@ -231,7 +261,8 @@ def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "defaul
     if not lab.nodes.is_running(victim):
         # Fencing did not start it again (it failed, or it stopped short of `on`).
         lab.nodes.start(victim)
-    print(f"drill {layout}/{fault} victim {victim['name']}: {result.seconds}", file=sys.stderr,
+    print(f"drill {layout}/{fault} victim {victim['name']}: {result.seconds}"
+          + (f"; still failing: {result.errors}" if result.errors else ""), file=sys.stderr,
           flush=True)
     return result
 
@@ -274,8 +305,13 @@ def wait_settled(lab, seconds: float = 300) -> None:
 
 
 # -- reports --------------------------------------------------------------------------------
+def measured(results: list[Failover]) -> list[str]:
+    """The columns the drills measured (the cloud's only with its checks)."""
+    return [c for c in COLUMNS if any(c in r.seconds for r in results)]
+
+
 def summary(results: list[Failover]) -> list[dict]:
-    """Median and max of every column per (profile, layout, fault)."""
+    """Median and max of every measured column per (profile, layout, fault)."""
     groups: dict[tuple[str, str, str], list[Failover]] = {}
     for r in results:
         groups.setdefault((r.profile, r.layout, r.fault), []).append(r)
@@ -286,7 +322,7 @@ def summary(results: list[Failover]) -> list[dict]:
                        f"{sum(m.rows_acknowledged for m in members)}",
                "max_fs_mounts": max(m.max_fs_mounts for m in members),
                "max_vip_holders": max(m.max_vip_holders for m in members)}
-        for column in COLUMNS:
+        for column in measured(results):
             values = [m.seconds.get(column) for m in members]
             present = [v for v in values if v is not None]
             row[column] = ((statistics.median(present), max(present)) if present else None,
@@ -298,11 +334,12 @@ def summary(results: list[Failover]) -> list[dict]:
 def rows(results: list[Failover]) -> tuple[list[str], list[list[str]]]:
     """The drill table's header and rows: median/max seconds per column (`never` counts), then
     the safety columns (acknowledged/found rows, most nodes at once with the filesystem, VIP)."""
-    header = ["profile", "layout", "fault", "n", *COLUMNS, "rows acked/found", "fs max", "vip max"]
+    columns = measured(results)
+    header = ["profile", "layout", "fault", "n", *columns, "rows acked/found", "fs max", "vip max"]
     lines = []
     for row in summary(results):
         cells = [row["profile"], row["layout"], row["fault"], str(row["drills"])]
-        for column in COLUMNS:
+        for column in columns:
             figures, missing = row[column]
             cell = f"{figures[0]:.1f}/{figures[1]:.1f}" if figures else "never"
             cells.append(cell + (f" ({missing} never)" if missing and figures else ""))
@@ -350,20 +387,21 @@ def chart(results: list[Failover], path: Path, machine: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    columns = measured(results)
     layouts = sorted({r.layout for r in results})
     faults = [f for f in ("destroy", "kill", "cut") if any(r.fault == f for r in results)]
     figure, axes = plt.subplots(len(layouts), len(faults), squeeze=False, sharey=True,
-                                figsize=(4.2 * len(faults), 3.4 * len(layouts)))
+                                figsize=(max(4.2, 0.33 * len(columns)) * len(faults), 3.4 * len(layouts)))
     for row, layout in enumerate(layouts):
         for col, fault in enumerate(faults):
             members = [r for r in results if r.layout == layout and r.fault == fault]
             values = [[m.seconds[c] for m in members if m.seconds.get(c) is not None]
-                      for c in COLUMNS]
+                      for c in columns]
             ax = axes[row][col]
             ax.boxplot([v or [float("nan")] for v in values], showfliers=False)
             for index, column in enumerate(values, start=1):
                 ax.scatter([index] * len(column), column, s=9, alpha=0.6, zorder=3)
-            ax.set_xticks(range(1, len(COLUMNS) + 1), [c.replace("_", "\n") for c in COLUMNS],
+            ax.set_xticks(range(1, len(columns) + 1), [c.replace("_", "\n") for c in columns],
                           fontsize=7, rotation=35)
             ax.set_title(f"{layout} layout, {fault} ({len(members)} drills)", fontsize=9)
             ax.grid(axis="y", alpha=0.3)

@@ -25,6 +25,9 @@ RUN_DIR = Path("/run/osha-lab")  # Pulumi.lab.yaml points the fencing key's auth
 STATE_DIR = Path("/var/lib/osha-lab")
 STATE = RUN_DIR / "state.json"  # recorded PIDs, the libvirt URI, loop devices
 BRIDGE = "oshalab0"
+# `ip netns exec` puts this over /etc/hosts: the lab's clients reach the VIP by its DNS name,
+# the name every endpoint carries.
+HOSTS = Path("/etc/netns") / NAMESPACE / "hosts"
 # The fencing sshd's host key outlives a lab run: the stack pins it (hypervisors[].hostKey), and
 # the render that pins it comes before the hypervisor starts.
 FENCE_HOST_KEY = Path(os.environ.get("OSHA_LAB_CACHE", "/var/cache/openstack-ha-lab")) \
@@ -83,10 +86,12 @@ def in_libvirtd_mounts(*argv: str) -> subprocess.CompletedProcess:
 
 
 class Hypervisor:
-    def __init__(self, network: dict, substrate):
+    def __init__(self, network: dict, substrate, names: dict[str, str]):
+        """`names`: {address: DNS name} the lab network's clients resolve (the VIP's)."""
         self.network = network
         self.cidr = ipaddress.IPv4Network(network["cidr"])
         self.substrate = substrate
+        self.names = names
 
     # -- up ---------------------------------------------------------------------------------
     def up(self) -> None:
@@ -103,6 +108,9 @@ class Hypervisor:
         Path("/var/log/libvirt").mkdir(parents=True, exist_ok=True)
         record(uri=self.substrate.uri)
         run("ip", "netns", "add", NAMESPACE)
+        HOSTS.parent.mkdir(parents=True, exist_ok=True)
+        HOSTS.write_text("127.0.0.1 localhost\n" + "".join(
+            f"{address} {name}\n" for address, name in self.names.items()))
         run(*in_namespace("ip", "link", "set", "lo", "up"))
         self._daemon("virtlogd", ["virtlogd", "-d", "-p", str(RUN_DIR / "virtlogd.pid")],
                      RUN_DIR / "virtlogd.pid")
@@ -185,6 +193,7 @@ def cleanup() -> None:
         run("losetup", "-d", loop, check=False)
     if NAMESPACE in run("ip", "netns", "list", check=False).stdout.split():
         run("ip", "netns", "delete", NAMESPACE, check=False)
+    shutil.rmtree(HOSTS.parent, ignore_errors=True)
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     shutil.rmtree(STATE_DIR, ignore_errors=True)
 

@@ -1,7 +1,7 @@
-"""One lab run: render the lab stack, build the rootfs (and for VMs the image derived from it),
-bring up the hypervisor and the nodes on the chosen substrate, converge them with the stack's own
-steps (keystone installed before the repoint steps, as the seed assumes OpenStack is), and tear
-everything down on any exit.
+"""One lab run: render the lab stack, build the rootfs and the local package repository (and for
+VMs the image derived from them), bring up the hypervisor and the nodes on the chosen substrate,
+converge them with the stack's own steps (OpenStack's install, bootstrap and start included), and
+tear everything down on any exit.
 
     python -m lab.session up [--substrate containers|vms]   # leaves the lab running, says how to reach it
     python -m lab.session down                               # ends it
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import settings as stack_settings
 from components import shared_disk
-from lab import checks, hypervisor, keystone
+from components.openstack_config import node_plan
+from lab import checks, hypervisor
 from lab.containers import Containers
 from lab.substrate import Substrate
 from lab.vms import VMs, node_ssh
@@ -28,7 +29,8 @@ from tools import render, replay
 REPO = Path(__file__).resolve().parent.parent
 STACK = "lab"
 SUBSTRATES = ("containers", "vms")
-# The stack's steps that edit an OpenStack install: they run once lab/keystone.py has put one in.
+# The stack's steps that repoint an OpenStack install (after its start steps; they find nothing
+# to change when the stack installed it).
 REPOINT_STEPS = ("-repoint", "keystone-endpoints")
 
 
@@ -87,30 +89,47 @@ def exit_on_signals() -> None:
         signal.signal(signum, stop)
 
 
-def build(substrate: str) -> Path:
-    """The cached rootfs (containers) or the VM image derived from it; built when missing."""
-    script = "build-rootfs.sh" if substrate == "containers" else "build-image.sh"
+def _build(script: str, *args: str) -> Path:
+    """One of lab/build-*.sh (cached by content); the directory it prints."""
     started = time.monotonic()
-    result = subprocess.run(["bash", str(REPO / "lab" / script)], stdout=subprocess.PIPE,
+    result = subprocess.run(["bash", str(REPO / "lab" / script), *args], stdout=subprocess.PIPE,
                             text=True, check=True)
     path = Path(result.stdout.strip().splitlines()[-1])
-    print(f"lab {substrate} base ready in {time.monotonic() - started:.0f}s: {path}",
-          file=sys.stderr, flush=True)
+    print(f"lab {script}: ready in {time.monotonic() - started:.0f}s: {path}", file=sys.stderr,
+          flush=True)
     return path
+
+
+def repository_packages(settings) -> list[str]:
+    """Every package the stack's install step asks apt for on any node of the stack."""
+    if not settings.openstack.installs:
+        return []
+    return sorted({p for node in settings.nodes for p in node_plan(settings, node).packages})
+
+
+def build(substrate: str, packages: list[str]) -> tuple[Path, Path]:
+    """(the rootfs for containers or the VM image derived from it, the local package
+    repository holding `packages`); each built when missing."""
+    rootfs = _build("build-rootfs.sh")
+    repository = _build("build-repo.sh", str(rootfs), *packages)
+    if substrate == "containers":
+        return rootfs, repository
+    return _build("build-image.sh", str(repository)), repository
 
 
 class Lab:
     """The running lab: the rendered stack, its nodes, and a replayer into the namespace."""
 
-    def __init__(self, rendered: Path, substrate: str = "containers", base: Path | None = None):
+    def __init__(self, rendered: Path, substrate: str = "containers"):
         self.use(rendered)
         self.log_dir = rendered.parent / "replay-logs"
         self.shared_dir = str(self.settings.cluster.shared_dir)
-        base = base or build(substrate)
+        base, repository = build(substrate, repository_packages(self.settings))
         self.nodes: Substrate = (
-            Containers(rendered, base, shared_disk.DEVICE)
+            Containers(rendered, base, shared_disk.DEVICE, repository)
             if substrate == "containers" else VMs(rendered, base))
-        self.hypervisor = hypervisor.Hypervisor(self.manifest["network"], self.nodes)
+        self.hypervisor = hypervisor.Hypervisor(self.manifest["network"], self.nodes,
+                                                {self.manifest["vip"]: self.settings.vip_fqdn})
 
     def use(self, rendered: Path) -> None:
         """Take `rendered` (tools/render.py's output, with its settings) as the stack."""
@@ -142,12 +161,6 @@ class Lab:
         return ([n for n in names if not n.endswith(REPOINT_STEPS)],
                 [n for n in names if n.endswith(REPOINT_STEPS)])
 
-    def install_openstack(self) -> None:
-        """What the seed assumes before its last step: the lab's MySQL user, then keystone."""
-        holder = self.holder_of_vip()
-        checks.ensure_mysql_user(self, holder)
-        keystone.bootstrap(self, holder, self.settings.keystone.region)
-
     def holder_of_vip(self) -> dict:
         view = checks.cluster_view(self, next(n for n in self.controls
                                               if self.nodes.is_running(n)))
@@ -160,9 +173,7 @@ class Lab:
     def converge(self) -> None:
         """Every step of the stack, in the engine's order, exactly as rendered."""
         cluster_steps, repoint_steps = self.steps()
-        self.replayer().run("create", cluster_steps)
-        self.install_openstack()
-        self.replayer().run("create", repoint_steps)
+        self.replayer().run("create", cluster_steps + repoint_steps)
 
     def ssh(self, node: dict, command: str, **kwargs) -> subprocess.CompletedProcess:
         return node_ssh(self.rendered, self.manifest, node, command, **kwargs)

@@ -1,24 +1,29 @@
 """The lab: the stack's own steps on real nodes (libvirt LXC containers by default, VMs opt-in).
 
-Converge, checks, a failover round per HAProxy layout (every fault, a different victim each),
-the no-change re-run, a changed template, and the delete path with a node down. `make lab`.
+Converge (OpenStack installed, bootstrapped and started by the stack), checks (the cluster's
+view, the real `openstack` client at the VIP), a failover round per HAProxy layout (every fault,
+a different victim each, the client's checks timed from the fault), the no-change re-run, a
+changed template, and the delete path with a node down. `make lab`.
 """
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
+import sys
+import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import jinja2
 import pytest
 
-from catalogue import endpoints
+import openstack_packages
 from components import templating
 from components import shared_disk
 from components.endpoints import load_rules
 from components.fencing import KEY_FILE
-from lab import checks, drill, keystone, session
+from components.openstack_config import node_plan
+from lab import checks, drill, openstack, session
 from lab.substrate import FAULTS
 from tools import replay
 
@@ -60,10 +65,20 @@ def test_control_nodes_see_one_shared_disk(lab):
         lab.ssh(writer, write, stdin="\0" * BLOCK)
 
 
+@pytest.fixture(scope="module")
+def cloud(lab):
+    """The real client's checks at the VIP (every control node runs a cinder scheduler)."""
+    return openstack.CloudChecks(openstack.Cloud.of(lab), schedulers=len(lab.controls))
+
+
 def test_the_stacks_cluster_steps_converge_the_cluster(lab):
+    """Every step but the repoint: the cluster, then OpenStack's install, bootstrap and start."""
     cluster_steps, _ = lab.steps()
     results = lab.replayer().run("create", cluster_steps)
     assert {r.name for r in results} == set(cluster_steps)
+    for result in results:
+        if "openstack" in result.name:
+            print(f"{result.name}: {result.seconds:.0f}s", file=sys.stderr, flush=True)
 
 
 def test_every_node_online_with_quorum_and_every_resource_started_once(lab):
@@ -73,7 +88,9 @@ def test_every_node_online_with_quorum_and_every_resource_started_once(lab):
     (holder,) = view.running["vip"]
     singletons = [s.name for s in lab.settings.cluster.singletons]
     cloned_broker = lab.settings.cluster.broker_layout == "clone"
-    for resource in ["shared-fs", "mysql", *([] if cloned_broker else ["broker"]), *singletons]:
+    managed = list(openstack_packages.managed_units(lab.settings))
+    for resource in ["shared-fs", "mysql", *([] if cloned_broker else ["broker"]), *managed,
+                     *singletons]:
         assert view.running[resource] == [holder], (resource, view.running)
     assert sorted(view.running["haproxy"]) == sorted(view.online)
     if cloned_broker:
@@ -96,66 +113,66 @@ def test_services_answer_at_the_vip(lab):
     assert checks.mysql(vip, "SELECT COUNT(*) FROM writes WHERE id = 0;").stdout.strip() == "1"
 
 
-def endpoint_urls(catalogue: dict) -> dict[tuple[str, str, str], list[str]]:
-    """(service type, interface, region) -> the URLs keystone lists for it."""
-    types = {s["id"]: s["type"] for s in catalogue["services"]}
-    urls: dict[tuple[str, str, str], list[str]] = {}
-    for e in catalogue["endpoints"]:
-        urls.setdefault((types[e["service_id"]], e["interface"], e["region_id"]), []).append(e["url"])
-    return urls
+def test_openstack_answers_at_the_vip(lab, cloud):
+    """The real client at the VIP's name: token, catalogue, image round trip, network and subnet,
+    flavor, a server ACTIVE, cinder's schedulers, heat, Horizon's login page. The compute node
+    is mapped to its cell by the schedulers' periodic discovery (a minute): the server check
+    retries until then."""
+    started = time.monotonic()
+    passed, errors = cloud.until_all_pass(started, 600)
+    print(f"first pass, seconds from the start of the checks: {passed}", file=sys.stderr,
+          flush=True)
+    assert not errors and None not in passed.values(), errors
 
 
-BOOTSTRAPPED_TYPES = {"identity", "image", "compute", "network"}
-
-
-def test_keystone_installed_at_node_addresses_as_a_non_ha_install_leaves_it(lab):
-    lab.install_openstack()
-    holder = lab.holder_of_vip()
-    listed = keystone.catalogue(holder["ip"])
-    assert listed is not None, "no token from keystone at its own node"
-    urls = endpoint_urls(listed)
-    assert {key[0] for key in urls} == BOOTSTRAPPED_TYPES
-    assert all(url.startswith(f"http://{holder['ip']}:") for u in urls.values() for url in u)
-
-
-def test_the_stacks_repoint_moves_every_endpoint_to_the_vip(lab):
+def test_the_stacks_repoint_finds_nothing_to_change(lab, cloud):
+    """The install already wrote what the repoint writes, the bootstrap made the endpoints."""
+    before = openstack.endpoint_ids(cloud.cloud)
     _, repoint_steps = lab.steps()
     results = lab.replayer().run("create", repoint_steps)
     assert {r.name for r in results} == set(repoint_steps)
-    listed = keystone.catalogue(lab.manifest["vip"])
-    assert listed is not None, "no token through the VIP"
-    urls = endpoint_urls(listed)
-    region = lab.settings.keystone.region
-    wanted = {(t, i, region): [u] for t, i, u in
-              endpoints(lab.settings.services, lab.settings.vip_fqdn, lab.settings.tls_enabled)
-              if t in BOOTSTRAPPED_TYPES}
-    # Exactly one endpoint per service and interface, at the VIP's name: none at a node address.
-    assert urls == wanted
+    for result in results:
+        if result.name.endswith("-repoint"):
+            assert result.stdout.strip().splitlines()[-1].strip() == "changed:", result.stdout
+        else:
+            assert result.stdout.strip().endswith("0 endpoint(s) re-created"), result.stdout
+    cloud.cloud.catalogue()
+    assert openstack.endpoint_ids(cloud.cloud) == before
 
 
-def test_a_second_keystone_run_keeps_every_endpoint(lab):
-    before = keystone.catalogue(lab.manifest["vip"])
+def test_a_second_keystone_run_keeps_every_endpoint(lab, cloud):
+    before = openstack.endpoint_ids(cloud.cloud)
     (result,) = lab.replayer().run("update", ["keystone-endpoints"])
     assert result.stdout.strip().endswith("0 endpoint(s) re-created"), result.stdout
-    after = keystone.catalogue(lab.manifest["vip"])
-    ids = lambda listed: sorted((e["id"], e["url"]) for e in listed["endpoints"])  # noqa: E731
-    assert ids(after) == ids(before)
+    assert openstack.endpoint_ids(cloud.cloud) == before
 
 
-def test_keystone_conf_names_the_vip(lab):
-    """The real keystone.conf on every node: database and identity URI at the VIP's name."""
+INI_LINE = re.compile(r"^\[ (?P<section>[^]]+) \] (?P<key>[^ =]+) = (?P<value>.*)$")
+
+
+def test_repointed_keys_name_the_vip_and_no_node_address(lab):
+    """On every node, every key the repoint points at the VIP (in each repointed file the node
+    has, read with crudini) names the VIP's name and no node's address."""
     fqdn = lab.settings.vip_fqdn
-    for node in lab.controls:
-        connection = keystone.config_value(lab, node, "database", "connection")
-        assert urlsplit(connection).hostname == fqdn, (node["name"], connection.split("@")[-1])
-        assert keystone.config_value(lab, node, "DEFAULT", "public_endpoint") == \
-            f"http://{fqdn}:{keystone.PORT}", node["name"]
-        # No other repointed file on the node still names a node address.
-        present = [r["path"] for r in load_rules()
-                   if lab.ssh(node, f"test -f {r['path']}").returncode == 0]
-        addresses = "|".join(n["ip"].replace(".", "\\.") for n in lab.controls)
-        left = lab.ssh(node, f"grep -EHn '({addresses})([^0-9]|$)' {' '.join(present)}")
-        assert left.returncode == 1, (node["name"], left.stdout)
+    addresses = re.compile("|".join(re.escape(n["ip"]) + r"(?![0-9])"
+                                    for n in lab.manifest["nodes"]))
+    rules = load_rules()
+    at_vip = {(r["path"], e["section"], e["key"]) for r in rules for e in r["edits"]
+              if re.search(r"\{(host|url\[|identity_admin_url)", str(e["value"]))}
+    files = " ".join(sorted({r["path"] for r in rules}))
+    for node in lab.manifest["nodes"]:
+        dump = lab.ssh(node, f'for f in {files}; do if [ -f "$f" ]; then '
+                             'crudini --get --format=lines "$f" | sed "s|^|$f |"; fi; done')
+        assert dump.returncode == 0, dump.stderr
+        checked = 0
+        for line in dump.stdout.splitlines():
+            path, _, rest = line.partition(" ")
+            found = INI_LINE.match(rest)
+            if found and (path, found["section"], found["key"]) in at_vip:
+                checked += 1
+                assert fqdn in found["value"], (node["name"], line)
+                assert not addresses.search(found["value"]), (node["name"], line)
+        assert checked, node["name"]
 
 
 def all_steps(lab) -> list[str]:
@@ -167,12 +184,22 @@ def cib_epoch(lab) -> str:
     return lab.ssh(lab.controls[0], "cibadmin --query | head -1 | grep -o 'epoch=\"[0-9]*\"'").stdout
 
 
+CLUSTER_UNITS = ("haproxy", "mariadb", "rabbitmq-server", "corosync", "pacemaker")
+
+
+def node_units(lab, node: dict) -> list[str]:
+    """What runs on `node`: the cluster's units (control nodes) and OpenStack's."""
+    plan = node_plan(lab.settings, next(n for n in lab.settings.nodes if n.name == node["name"]))
+    cluster = CLUSTER_UNITS if node["role"] == "control" else ()
+    return [*cluster, *plan.run_units, *plan.cluster_units]
+
+
 def node_state(lab) -> dict[str, str]:
     """Per node: its boot id (a fenced node has a new one) and when its services last started."""
-    units = "haproxy mariadb rabbitmq-server apache2 corosync pacemaker"
-    return {n["name"]: lab.ssh(n, "cat /proc/sys/kernel/random/boot_id; "
-                                  f"systemctl show -p ActiveEnterTimestampMonotonic {units}").stdout
-            for n in lab.controls}
+    return {n["name"]: lab.ssh(n, "cat /proc/sys/kernel/random/boot_id; systemctl show -p "
+                                  f"ActiveEnterTimestampMonotonic {' '.join(node_units(lab, n))}"
+                               ).stdout
+            for n in lab.manifest["nodes"]}
 
 
 def test_rerun_without_changes_keeps_the_cib_restarts_nothing_and_fences_nobody(lab):
@@ -213,8 +240,9 @@ def drills():
         drill.report(results, RESULTS)
 
 
-def drill_round(lab, drills: list) -> None:
-    """Every fault once, each on another victim (the VIP's node when it has not been one)."""
+def drill_round(lab, drills: list, cloud: openstack.CloudChecks) -> None:
+    """Every fault once, each on another victim (the VIP's node when it has not been one); the
+    client's checks pass before each fault and are timed after it."""
     layout = lab.settings.cluster.haproxy_layout
     pending = list(lab.controls)
     for fault in FAULTS:
@@ -222,18 +250,20 @@ def drill_round(lab, drills: list) -> None:
         holder = lab.holder_of_vip()
         victim = holder if holder in pending else pending[0]
         pending.remove(victim)
-        result = drill.run_drill(lab, layout, victim, fault, session.profile_from_environment())
+        result = drill.run_drill(lab, layout, victim, fault, session.profile_from_environment(),
+                                 cloud)
         drills.append(result)
         assert result.survivor != result.victim, result
         assert result.rows_found == result.rows_acknowledged > 0, result
         assert result.max_fs_mounts == 1, result
         assert result.max_vip_holders == 1, result
         assert all(result.seconds[c] is not None for c in drill.COLUMNS), result
+        assert not result.errors, result
 
 
-def test_failover_round_clone_layout(lab, drills):
+def test_failover_round_clone_layout(lab, drills, cloud):
     assert lab.settings.cluster.haproxy_layout == "clone"
-    drill_round(lab, drills)
+    drill_round(lab, drills, cloud)
 
 
 def test_switching_to_the_group_layout_runs_only_the_changed_steps(lab, tmp_path):
@@ -249,8 +279,8 @@ def test_switching_to_the_group_layout_runs_only_the_changed_steps(lab, tmp_path
     assert view.on("haproxy") == view.on("vip")
 
 
-def test_failover_round_group_layout(lab, drills):
-    drill_round(lab, drills)
+def test_failover_round_group_layout(lab, drills, cloud):
+    drill_round(lab, drills, cloud)
 
 
 def test_delete_leaves_nothing_with_a_node_down(lab):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import containers, drill, vms
+import settings as stack_settings
+from lab import containers, drill, session, vms
 from lab.hypervisor import STATE_DIR
+from tools import render
 
 LAB = Path(__file__).resolve().parents[2] / "lab"
 
@@ -34,13 +37,17 @@ def resource(manifest: dict, name: str) -> dict:
 
 
 def transformed_domain(out: Path, manifest: dict, node: dict, tmp_path: Path) -> ET.Element:
-    """The XML the lab defines for `node`: its own domain XML through the stack's XSLT."""
+    """The XML the lab defines for `node`: its own domain XML through the stack's XSLT (the
+    control nodes')."""
     shared = STATE_DIR / resource(manifest, "shared-disk-volume")["inputs"]["name"]
     plain = tmp_path / f"{node['name']}-plain.xml"
     plain.write_text(vms.domain_xml(node, Path("/image"), tmp_path / "root.qcow2",
                                     tmp_path / "seed.iso", shared if node["shared_disk"] else None,
                                     manifest["network"]["name"], f"osha-{node['name']}"))
-    xslt = out / resource(manifest, f"{node['name']}-domain")["files"]["xslt"]
+    files = resource(manifest, f"{node['name']}-domain")["files"]
+    if "xslt" not in files:  # a compute node: no shared disk, nothing to transform
+        return ET.fromstring(plain.read_text())
+    xslt = out / files["xslt"]
     return ET.fromstring(subprocess.run(["xsltproc", str(xslt), str(plain)], capture_output=True,
                                         text=True, check=True).stdout)
 
@@ -77,12 +84,13 @@ def test_domains_attach_to_the_stacks_network_with_the_rendered_mac(lab_stack, t
 
 
 SHARED_DEVICE = "/dev/disk/by-id/virtio-osha-shared"
+REPOSITORY = Path("/var/cache/openstack-ha-lab/repo-0123456789abcdef")
 
 
 def container_domain(manifest: dict, node: dict) -> str:
     return containers.domain_xml(node, Path("/var/lib/osha-lab/nodes") / node["name"] / "root",
                                  manifest["network"]["name"], f"osha-{node['name']}",
-                                 SHARED_DEVICE if node["shared_disk"] else None)
+                                 SHARED_DEVICE if node["shared_disk"] else None, REPOSITORY)
 
 
 @pytest.mark.skipif(not shutil.which("virt-xml-validate"), reason="libvirt-clients is not installed")
@@ -106,6 +114,38 @@ def test_control_containers_get_the_shared_disk_at_the_stacks_device_path(lab_st
         (interface,) = domain.findall("devices/interface")
         assert interface.find("mac").attrib["address"] == node["mac"]
         assert interface.find("source").attrib["network"] == manifest["network"]["name"]
+
+
+def test_every_container_mounts_the_package_repository_read_only_at_its_apt_source(lab_stack):
+    """The nodes' only apt source (the rootfs's sources.list) is the repository libvirt mounts
+    read-only into every container."""
+    _, manifest = lab_stack
+    sources = re.findall(r"^echo '(deb .*)' > \"\$root/etc/apt/sources.list\"$",
+                         (LAB / "build-rootfs.sh").read_text(), re.MULTILINE)
+    assert sources == [f"deb [trusted=yes] file:{containers.REPOSITORY_DIR} ./"]
+    for node in manifest["nodes"]:
+        domain = ET.fromstring(container_domain(manifest, node))
+        mounts = {f.find("target").attrib["dir"]: f for f in domain.iterfind("devices/filesystem")}
+        assert sorted(mounts) == ["/", containers.REPOSITORY_DIR], node["name"]
+        repository = mounts[containers.REPOSITORY_DIR]
+        assert repository.find("source").attrib["dir"] == str(REPOSITORY)
+        assert repository.find("readonly") is not None
+        assert mounts["/"].find("readonly") is None
+
+
+def test_the_repository_holds_every_package_the_install_step_asks_for(lab_stack):
+    """The lab repository's package names are exactly the union of the install step's lists
+    (rendered into each node's script), for control and compute nodes alike."""
+    out, manifest = lab_stack
+    asked = set()
+    for node in manifest["nodes"]:
+        script = (out / resource(manifest, f"{node['name']}-openstack-install")["files"]["create"]
+                  ).read_text()
+        (line,) = re.findall(r"^packages=\((.*)\)$", script, re.MULTILINE)
+        asked |= set(line.split())
+    settings = stack_settings.parse(render.stack_config("lab"), "lab")
+    assert asked and sorted(asked) == session.repository_packages(settings)
+    assert {"nova-compute", "keystone", "neutron-linuxbridge-agent"} <= asked
 
 
 def test_drill_table_gives_median_and_max_and_counts_missing_figures():

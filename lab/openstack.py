@@ -1,0 +1,281 @@
+"""The cloud the stack installed, used as its users would: the real `openstack` client (Debian's
+python3-openstackclient on the machine running the lab), at the VIP's name only, from the lab
+network.
+
+Each check is one thing a user does and what must come back: a token; a catalogue that names the
+VIP's name only; an image uploaded and downloaded byte-identical; a network and a subnet; a
+flavor; a server (`--nic none`, nova's fake driver) ACTIVE; cinder's schedulers; heat's stack
+list; Horizon's login page through HAProxy. `CloudChecks.until_all_pass` runs them side by side
+until each has passed once and says when each first did, so the drill can time them from a fault.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+from urllib.parse import urlsplit
+
+from catalogue import endpoints
+from lab.hypervisor import in_namespace
+
+KEYSTONE_PORT = 5000
+ADMIN_USER = "admin"
+ADMIN_PROJECT = "admin"
+IMAGE_BYTES = 1024 * 1024
+# One call: a slow answer during a failover is still an answer; a hung one is retried.
+CALL_TIMEOUT = 120
+RETRY_SECONDS = 2
+# The fake driver's servers are ACTIVE within seconds of the request; the client's own start
+# under the lab's load takes up to half a minute.
+SERVER_SECONDS = 90
+# Names of what the checks create: `lab-<check>-<run>-<n>`; the flavor and the image the server
+# check boots from are made once per lab.
+FLAVOR = "lab-tiny"
+SUBNET_RANGE = "192.168.77.0/24"
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def admin_password(lab) -> str:
+    """The keystone admin's password: the stack file's secret, or the one the stack generated
+    (the render keeps every generated secret under DIR/secrets/)."""
+    given = lab.settings.keystone_admin_password
+    if given is not None:
+        return given.get_secret_value()
+    return (lab.rendered / "secrets" / "keystone-admin-password").read_text()
+
+
+@dataclass
+class Cloud:
+    """The admin's view of the cloud, at the VIP's name."""
+
+    fqdn: str
+    password: str
+    region: str
+    services: dict[str, bool]
+    tls: bool
+
+    @classmethod
+    def of(cls, lab) -> "Cloud":
+        s = lab.settings
+        return cls(s.vip_fqdn, admin_password(lab), s.keystone.region, s.services, s.tls_enabled)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ,
+                "OS_AUTH_URL": f"{self.scheme}://{self.fqdn}:{KEYSTONE_PORT}/v3",
+                "OS_IDENTITY_API_VERSION": "3", "OS_INTERFACE": "public",
+                "OS_USERNAME": ADMIN_USER, "OS_PROJECT_NAME": ADMIN_PROJECT,
+                "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+                "OS_REGION_NAME": self.region, "OS_PASSWORD": self.password}
+
+    def run(self, *args: str, timeout: float = CALL_TIMEOUT) -> str:
+        """`openstack ARGS` in the lab network; its stdout, or CheckFailed with its error."""
+        try:
+            result = subprocess.run(in_namespace("openstack", *args), capture_output=True,
+                                    text=True, timeout=timeout, env=self.environment())
+        except subprocess.TimeoutExpired:
+            raise CheckFailed(f"openstack {args[0]} {args[1]}: no answer in {timeout:.0f}s")
+        if result.returncode != 0:
+            raise CheckFailed(f"openstack {' '.join(args[:2])}: {result.stderr.strip()[-300:]}")
+        return result.stdout
+
+    def json(self, *args: str, timeout: float = CALL_TIMEOUT):
+        return json.loads(self.run(*args, "-f", "json", timeout=timeout))
+
+    def http(self, path: str, port: int = 80) -> str:
+        """A GET at the VIP's name from the lab network: the body, or CheckFailed."""
+        result = subprocess.run(in_namespace("curl", "-fsS", "--max-time", "30",
+                                             f"{self.scheme}://{self.fqdn}:{port}{path}"),
+                                capture_output=True, text=True, timeout=60)
+        if result.returncode != 0:
+            raise CheckFailed(f"GET {path}: {result.stderr.strip()}")
+        return result.stdout
+
+    # -- what a user does ----------------------------------------------------------------------
+    def token(self) -> None:
+        if not self.run("token", "issue", "-f", "value", "-c", "id").strip():
+            raise CheckFailed("token issue printed no token")
+
+    def catalogue(self) -> None:
+        """Exactly the stack's endpoints, every one at the VIP's name."""
+        listed = self.json("endpoint", "list")
+        wrong = sorted({e["URL"] for e in listed if urlsplit(e["URL"]).hostname != self.fqdn})
+        if wrong:
+            raise CheckFailed(f"endpoints not at {self.fqdn}: {wrong}")
+        found = sorted((e["Service Type"], e["Interface"], e["URL"]) for e in listed)
+        wanted = sorted(endpoints(self.services, self.fqdn, self.tls))
+        if found != wanted:
+            raise CheckFailed(f"catalogue {found} is not the stack's {wanted}")
+
+    def upload(self, name: str) -> bytes:
+        """A generated image uploaded as `name`; its bytes."""
+        data = secrets.token_bytes(IMAGE_BYTES)
+        with tempfile.TemporaryDirectory(prefix="osha-lab-image-") as work:
+            path = Path(work) / f"{name}.raw"
+            path.write_bytes(data)
+            self.run("image", "create", name, "--file", str(path), "--disk-format", "raw",
+                     "--container-format", "bare", "-f", "value", "-c", "id")
+        # The client prints the image as created, before its data went up: ask again.
+        status = self.run("image", "show", name, "-f", "value", "-c", "status")
+        if status.strip() != "active":
+            raise CheckFailed(f"image {name}: {status.strip()}")
+        return data
+
+    def download(self, name: str, data: bytes) -> None:
+        with tempfile.TemporaryDirectory(prefix="osha-lab-image-") as work:
+            path = Path(work) / f"{name}.back"
+            self.run("image", "save", "--file", str(path), name)
+            if path.read_bytes() != data:
+                raise CheckFailed(f"image {name}: the download differs from the upload")
+
+    def network(self, name: str) -> None:
+        self.run("network", "create", name, "-f", "value", "-c", "id")
+        self.run("subnet", "create", f"{name}-subnet", "--network", name, "--subnet-range",
+                 SUBNET_RANGE, "-f", "value", "-c", "id")
+
+    def flavor(self, name: str) -> None:
+        self.run("flavor", "create", name, "--ram", "64", "--disk", "1", "--vcpus", "1",
+                 "-f", "value", "-c", "id")
+
+    def server(self, name: str, image: str) -> None:
+        """A server from `image` ACTIVE within SERVER_SECONDS; one that is not (ERROR, or still
+        building: a request the failover lost stays in BUILD) is deleted, and the check fails."""
+        try:
+            status = self.run("--os-compute-api-version", "2.37", "server", "create", name,
+                              "--image", image, "--flavor", FLAVOR, "--nic", "none", "--wait",
+                              "-f", "value", "-c", "status", timeout=SERVER_SECONDS).strip()
+            if status != "ACTIVE":
+                raise CheckFailed(f"server {name}: {status}")
+        except CheckFailed:
+            try:
+                self.run("server", "delete", name)
+            except CheckFailed:
+                pass  # never created, or nova does not answer yet: the next try has its own name
+            raise
+
+    def volume_services(self, everyone: int) -> None:
+        """At least `everyone` cinder schedulers up (all of them before a fault, one after)."""
+        listed = self.json("volume", "service", "list")
+        up = [s["Host"] for s in listed if s["Binary"] == "cinder-scheduler" and s["State"] == "up"]
+        if len(up) < everyone:
+            raise CheckFailed(f"cinder-scheduler up on {up}")
+
+    def stacks(self) -> None:
+        self.run("stack", "list", "-f", "value")
+
+    def horizon(self) -> None:
+        page = self.http("/auth/login/")
+        if 'name="password"' not in page:
+            raise CheckFailed("Horizon's login page has no password field")
+
+    def ensure_flavor(self) -> None:
+        if FLAVOR not in self.run("flavor", "list", "-f", "value", "-c", "Name").split():
+            self.flavor(FLAVOR)
+
+    def lift_quotas(self) -> None:
+        """Every drill makes servers and networks in the admin's project (nova's default
+        quota is ten instances)."""
+        self.run("quota", "set", "--instances", "-1", "--cores", "-1", "--ram", "-1",
+                 "--networks", "-1", "--subnets", "-1", ADMIN_PROJECT)
+
+
+class CloudChecks:
+    """Every check, with what they need made first: the server's flavor, and an image uploaded
+    now that a later round downloads (across a failover)."""
+
+    def __init__(self, cloud: Cloud, schedulers: int):
+        self.cloud = cloud
+        self.schedulers = schedulers
+        self.run_id = secrets.token_hex(3)
+        self.attempt = 0
+        self.lock = threading.Lock()
+        self.kept: Optional[tuple[str, bytes]] = None
+
+    def name(self, what: str) -> str:
+        with self.lock:
+            self.attempt += 1
+            return f"lab-{what}-{self.run_id}-{self.attempt}"
+
+    def keep_image(self) -> None:
+        """The image the next round's `image_kept` downloads (uploaded before the fault)."""
+        name = self.name("kept")
+        self.kept = (name, self.cloud.upload(name))
+
+    def checks(self, after_fault: bool) -> dict[str, Callable[[], None]]:
+        c = self.cloud
+        found: dict[str, Callable[[], None]] = {
+            "token": c.token,
+            "catalog": c.catalogue,
+            "image": lambda: (lambda n: c.download(n, c.upload(n)))(self.name("image")),
+            "network": lambda: c.network(self.name("net")),
+            "flavor": lambda: c.flavor(self.name("flavor")),
+            "server": lambda: c.server(self.name("server"), self.kept[0]),
+            "volumes": lambda: c.volume_services(1 if after_fault else self.schedulers),
+            "stacks": c.stacks,
+            "horizon": c.horizon,
+        }
+        if after_fault:
+            found["image_kept"] = lambda: c.download(*self.kept)
+        return found
+
+    def until_all_pass(self, since: float, deadline_seconds: float,
+                       after_fault: bool = False) -> tuple[dict[str, Optional[float]],
+                                                            dict[str, str]]:
+        """Every check retried until it passes once, side by side: ({check: seconds from
+        `since` (time.monotonic()) to its first pass, None when it never did}, {check: its
+        last error}). The first call makes the server's flavor and the kept image first."""
+        if self.kept is None:
+            _, error = retry(self.prepare, since, deadline_seconds)
+            if error:
+                return {}, {"prepare": error}
+        checks = self.checks(after_fault)
+        with ThreadPoolExecutor(len(checks)) as pool:
+            outcomes = {name: pool.submit(retry, check, since, deadline_seconds)
+                        for name, check in checks.items()}
+        passed = {name: outcome.result()[0] for name, outcome in outcomes.items()}
+        errors = {name: outcome.result()[1] for name, outcome in outcomes.items()
+                  if outcome.result()[1]}
+        return passed, errors
+
+    def prepare(self) -> None:
+        self.cloud.lift_quotas()
+        self.cloud.ensure_flavor()
+        self.keep_image()
+
+
+def retry(check: Callable[[], None], since: float,
+          deadline_seconds: float) -> tuple[Optional[float], str]:
+    """(seconds from `since` to the first time `check` passed, "") or (None, its last error)."""
+    error = "not tried before the deadline"
+    while time.monotonic() - since < deadline_seconds:
+        try:
+            check()
+        except Exception as failed:  # any failure is "not yet"; the last reason is kept
+            error = f"{type(failed).__name__}: {failed}"
+            time.sleep(RETRY_SECONDS)
+            continue
+        return round(time.monotonic() - since, 2), ""
+    return None, error
+
+
+COLUMNS = ("token", "catalog", "image", "image_kept", "network", "flavor", "server", "volumes",
+           "stacks", "horizon")
+
+
+def endpoint_ids(cloud: Cloud) -> list[tuple[str, str]]:
+    """(id, URL) of every endpoint keystone lists."""
+    return sorted((e["ID"], e["URL"]) for e in cloud.json("endpoint", "list"))
