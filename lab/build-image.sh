@@ -6,37 +6,22 @@
 # this script. Prints the directory holding vmlinuz, initrd.img and root.qcow2.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lab/chroot.sh
+source "$here/chroot.sh"
 cache=${OSHA_LAB_CACHE:-/var/cache/openstack-ha-lab}
 mirror=${OSHA_LAB_MIRROR:-http://deb.debian.org/debian}
 repository=$1
 rootfs=$(bash "$here/build-rootfs.sh")
-key=$( (echo "$rootfs"; echo "$repository"; cat "$0") | sha256sum | cut -c1-16)
+key=$( (echo "$rootfs"; echo "$repository"; cat "$0" "$here/chroot.sh") | sha256sum | cut -c1-16)
 out=$cache/image-$key
 if [ -f "$out/root.qcow2" ]; then
   echo "$out"
   exit 0
 fi
-work=$(mktemp -d "$cache/build.XXXXXX")
-root=$work/root
-unmount() {
-  for mount in dev/pts dev sys proc; do
-    if mountpoint -q "$root/$mount"; then umount "$root/$mount"; fi
-  done
-}
-cleanup() {
-  unmount
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+chroot_workspace "$cache"
 started=$SECONDS
 cp -a "$rootfs/root" "$root"
-mount -t proc proc "$root/proc"
-mount -t sysfs sys "$root/sys"
-mount --bind /dev "$root/dev"
-mount --bind /dev/pts "$root/dev/pts"
-printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
-chmod 0755 "$root/usr/sbin/policy-rc.d"
+chroot_mount
 # The kernel comes from Debian's mirror (the rootfs's own source is the lab repository).
 cp "$root/etc/apt/sources.list" "$work/sources.list"
 echo "deb $mirror bookworm main" > "$root/etc/apt/sources.list"
@@ -59,7 +44,7 @@ grep -q '^default_request_timeout = 600$' "$root"/usr/lib/python3/dist-packages/
 echo '/dev/vda / ext4 defaults 0 1' > "$root/etc/fstab"
 cp "$root"/boot/vmlinuz-* "$work/vmlinuz"
 cp "$root"/boot/initrd.img-* "$work/initrd.img"
-unmount
+chroot_unmount
 mkfs.ext4 -q -L root -d "$root" "$work/root.raw" 6G
 qemu-img convert -O qcow2 "$work/root.raw" "$work/root.qcow2"
 mkdir -p "$out"

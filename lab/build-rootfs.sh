@@ -9,45 +9,28 @@
 # Prints the directory holding root/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lab/chroot.sh
+source "$here/chroot.sh"
 repo=$(dirname "$here")
 cache=${OSHA_LAB_CACHE:-/var/cache/openstack-ha-lab}
 mirror=${OSHA_LAB_MIRROR:-http://deb.debian.org/debian}
 shopt -s nullglob
 layers=("$here"/rootfs.d/*.sh)
-key=$(cat "$0" "$repo/templates/packages/debian.txt" "$here/rootfs-packages.txt" "${layers[@]}" \
-  | sha256sum | cut -c1-16)
+key=$(cat "$0" "$here/chroot.sh" "$repo/templates/packages/debian.txt" "$here/rootfs-packages.txt" \
+  "${layers[@]}" | sha256sum | cut -c1-16)
 out=$cache/rootfs-$key
 if [ -f "$out/done" ]; then
   echo "$out"
   exit 0
 fi
-mkdir -p "$cache"
-work=$(mktemp -d "$cache/build.XXXXXX")
-root=$work/root
-unmount() {
-  for mount in dev/pts dev sys proc; do
-    if mountpoint -q "$root/$mount"; then umount "$root/$mount"; fi
-  done
-}
-cleanup() {
-  unmount
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+chroot_workspace "$cache"
 started=$SECONDS
 
 packages() { grep -hv '^#' "$@" | grep -v '^$' | tr '\n' ' '; }
 in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 "$@"; }
 
 debootstrap --variant=minbase bookworm "$root" "$mirror" >&2
-mount -t proc proc "$root/proc"
-mount -t sysfs sys "$root/sys"
-mount --bind /dev "$root/dev"
-mount --bind /dev/pts "$root/dev/pts"
-# No service starts inside the build.
-printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
-chmod 0755 "$root/usr/sbin/policy-rc.d"
+chroot_mount
 # Postinst scripts that resolve the machine's FQDN (nova-common, cinder-common) need it here.
 printf '127.0.0.1 localhost\n127.0.1.1 osha-lab-build.osha.internal osha-lab-build\n' > "$root/etc/hosts"
 echo osha-lab-build > "$root/etc/hostname"
@@ -103,7 +86,7 @@ touch "$root/etc/machine-id"
 printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
 in_root apt-get clean
 rm -rf "$root/var/lib/apt/lists/"*
-unmount
+chroot_unmount
 mkdir -p "$out"
 mv "$root" "$out/root"
 touch "$out/done"
