@@ -31,6 +31,19 @@ from components.templating import render, shell_quote
 from components.tls import CA_FILE
 from settings import Node, Settings
 
+
+def service_passwords(services: dict[str, bool]) -> list[str]:
+    """The services' own passwords: each database user's and keystone user's, heat's domain
+    admin's."""
+    names = [f"db_{user}" for user in
+             dict.fromkeys(d.user for d in openstack_packages.databases(services))]
+    names += list(dict.fromkeys(f"ks_{k.user}" for k in
+                                openstack_packages.keystone_services(services) if k.user))
+    if services.get("heat"):
+        names.append("ks_heat_domain_admin")
+    return names
+
+
 @dataclass
 class OpenStackSecretsArgs:
     settings: Settings
@@ -46,12 +59,7 @@ class OpenStackSecrets(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         services = s.services
         # [A-Za-z0-9]: these go into database URLs and oslo.config files unquoted.
-        passwords = [f"db_{u}" for u in dict.fromkeys(d.user for d in
-                                                       openstack_packages.databases(services))]
-        passwords += [f"ks_{k.user}" for k in openstack_packages.keystone_services(services)
-                      if k.user]
-        if services.get("heat"):
-            passwords.append("ks_heat_domain_admin")
+        passwords = service_passwords(services)
         if services.get("nova-api"):
             passwords.append("metadata_secret")
         if services.get("horizon"):
@@ -104,8 +112,7 @@ def install_restarts(plan: NodePlan, repoint: list[Restart], settings: Settings)
     return list(rows.values())
 
 
-def install_script(settings: Settings, node: Node) -> str:
-    plan = node_plan(settings, node)
+def install_script(settings: Settings, node: Node, plan: NodePlan) -> str:
     edits, repoint = repoint_edits(settings, node)
     return render("openstack-install.sh.j2", settings=settings, node=node, plan=plan,
                   edits=edits, restarts=install_restarts(plan, repoint, settings),
@@ -113,18 +120,19 @@ def install_script(settings: Settings, node: Node) -> str:
 
 
 class OpenStackInstall(pulumi.ComponentResource):
-    """`installed`: each node's install step, by node name."""
+    """`installed`: each node's install step, `plans`: what it puts on the node, by node name."""
 
     def __init__(self, name: str, args: OpenStackInstallArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("openstack-ha:index:OpenStackInstall", name, None, opts)
         s = args.settings
         self.installed: dict[str, pulumi.Resource] = {}
+        self.plans: dict[str, NodePlan] = {}
         for node in args.controls + args.computes:
-            plan = node_plan(s, node.spec)
+            plan = self.plans[node.spec.name] = node_plan(s, node.spec)
             self.installed[node.spec.name] = node.step(
                 f"{node.spec.name}-openstack-install", parent=self,
                 depends_on=[args.after[node.spec.name]] if node.spec.name in args.after else [],
-                create=install_script(s, node.spec),
+                create=install_script(s, node.spec, plan),
                 stdin=args.secrets.bundle(plan.secrets))
         self.register_outputs({"nodes": list(self.installed)})
 
@@ -163,13 +171,7 @@ def bootstrap_plans(settings: Settings) -> tuple[dict, dict]:
 
 
 def bootstrap_secrets(settings: Settings) -> list[str]:
-    keystone = openstack_packages.keystone_services(settings.services)
-    names = ["mysql_root", "keystone_admin",
-             *{f"db_{d.user}" for d in openstack_packages.databases(settings.services)},
-             *{f"ks_{k.user}" for k in keystone if k.user}]
-    if settings.services.get("heat"):
-        names.append("ks_heat_domain_admin")
-    return sorted(names)
+    return sorted(["mysql_root", "keystone_admin", *service_passwords(settings.services)])
 
 
 def node_apis(settings: Settings, node: Node) -> list[str]:
@@ -207,7 +209,7 @@ class OpenStackBootstrap(pulumi.ComponentResource):
         for group in (args.controls, args.computes):
             after = [self.bootstrap, *self.started]
             for node in group:
-                plan = node_plan(s, node.spec)
+                plan = args.install.plans[node.spec.name]
                 self.started.append(node.step(
                     f"{node.spec.name}-openstack-start", parent=self, depends_on=after,
                     create=render("openstack-start.sh.j2", run_units=plan.run_units,
