@@ -7,7 +7,7 @@ endpoints are fixed once per cluster, from the first control node, after HAProxy
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import pulumi
 import yaml
@@ -42,6 +42,23 @@ class Restart:
     path: str
     units: tuple[str, ...]
     resources: tuple[str, ...]
+
+    @classmethod
+    def of(cls, path: str, units: Iterable[str], managed: dict[str, str]) -> Restart:
+        """`units` re-read `path`; the ones in `managed` ({unit: resource id}) as resources."""
+        units = tuple(units)
+        return cls(path, tuple(u for u in units if u not in managed),
+                   tuple(managed[u] for u in units if u in managed))
+
+
+def merged(rows: Iterable[Restart]) -> list[Restart]:
+    """One row per path, with the units and resources of every row for it, in first-seen order."""
+    by_path: dict[str, Restart] = {}
+    for row in rows:
+        old = by_path.get(row.path, Restart(row.path, (), ()))
+        by_path[row.path] = Restart(row.path, tuple(dict.fromkeys(old.units + row.units)),
+                                    tuple(dict.fromkeys(old.resources + row.resources)))
+    return list(by_path.values())
 
 
 def load_rules() -> list[dict[str, Any]]:
@@ -102,14 +119,8 @@ def cluster_managed(settings: Settings) -> dict[str, str]:
 def node_restarts(settings: Settings, node: Node) -> list[Restart]:
     """Per file: its units, the Pacemaker-managed ones as their resource ids."""
     managed = cluster_managed(settings)
-    restarts = []
-    for entry in load_rules():
-        if node.role in entry["roles"]:
-            units = entry["units"][settings.image.os_family]
-            restarts.append(Restart(
-                entry["path"], tuple(u for u in units if u not in managed),
-                tuple(managed[u] for u in units if u in managed)))
-    return restarts
+    return [Restart.of(entry["path"], entry["units"][settings.image.os_family], managed)
+            for entry in load_rules() if node.role in entry["roles"]]
 
 
 @dataclass

@@ -23,7 +23,7 @@ import pulumi_random as random
 import openstack_packages
 from catalogue import SERVICES, base_url, by_name, endpoints
 from components.credentials import Credentials, stdin_lines
-from components.endpoints import Restart
+from components.endpoints import Restart, merged
 from components.node import ClusterNode
 from components.openstack_config import (KEY_INDEXES, KEY_REPOSITORIES, STARTED_MARKER, NodePlan,
                                          key_name, node_plan, repoint_edits)
@@ -101,15 +101,10 @@ class OpenStackInstallArgs:
 def install_restarts(plan: NodePlan, repoint: list[Restart], settings: Settings) -> list[Restart]:
     """Who re-reads each file the install may change: its own files, keystone's key
     repositories and the repoint's files (its edits run here too), merged by path."""
-    rows: dict[str, Restart] = {}
     keystone_units = tuple(openstack_packages.service_units("keystone", settings.image.os_family))
     keys = [Restart(f"/etc/keystone/{r}-keys", keystone_units, ())
             for r in KEY_REPOSITORIES] if plan.keystone_keys else []
-    for row in [*plan.restarts, *keys, *repoint]:
-        old = rows.get(row.path, Restart(row.path, (), ()))
-        rows[row.path] = Restart(row.path, tuple(dict.fromkeys(old.units + row.units)),
-                                 tuple(dict.fromkeys(old.resources + row.resources)))
-    return list(rows.values())
+    return merged([*plan.restarts, *keys, *repoint])
 
 
 def install_script(settings: Settings, node: Node, plan: NodePlan) -> str:

@@ -16,7 +16,7 @@ import yaml
 
 import openstack_packages
 from catalogue import by_name
-from components.endpoints import (Restart, cluster_managed, node_edits, node_restarts,
+from components.endpoints import (Restart, cluster_managed, merged, node_edits, node_restarts,
                                   value_context)
 from components.templating import TEMPLATES, render
 from settings import Node, Settings
@@ -209,15 +209,7 @@ def _restarts(settings: Settings, files: list[tuple[ConfigFile, tuple[str, ...]]
     """Who re-reads each of the install's own files: units, and cluster resources for the units
     Pacemaker runs."""
     managed = cluster_managed(settings)
-    rows = {}
-    for config, units in files:
-        previous = rows.get(config.path, Restart(config.path, (), ()))
-        rows[config.path] = Restart(
-            config.path,
-            tuple(dict.fromkeys((*previous.units, *(u for u in units if u not in managed)))),
-            tuple(dict.fromkeys((*previous.resources,
-                                 *(managed[u] for u in units if u in managed)))))
-    return tuple(rows.values())
+    return tuple(merged(Restart.of(config.path, units, managed) for config, units in files))
 
 
 def preseed(role: str, family: str) -> str:
