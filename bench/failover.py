@@ -8,7 +8,7 @@
 Boots the lab stack (lab/session.py) with the chosen failover profile, converges it with the
 stack's own steps, then per layout runs `rounds` rounds; in a round every fault takes down every
 control node once (lab/drill.py), the real `openstack` client's checks timed after each fault
-(lab/openstack.py). The victim is the node that holds the VIP when it is free to be
+(lab/openstack.py), then the core group visits every control node (each must take it back). The victim is the node that holds the VIP when it is free to be
 chosen, so the core group is moved only when needed. The layout is switched the way a user
 would: a changed setting, re-rendered, and only the changed steps run. Prints the table (median
 and max per column), writes every drill to bench/results/failover-PROFILE.json and draws
@@ -50,6 +50,8 @@ def drills(lab: session.Lab, layout: str, rounds: int, faults: list[str],
                 victim = holder if holder in pending else pending[0]
                 pending.remove(victim)
                 results.append(drill.run_drill(lab, layout, victim, fault, profile, cloud))
+            # Every victim rejoined: each control node must take the group back.
+            drill.take_the_group_everywhere(lab)
     return results
 
 

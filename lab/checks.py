@@ -21,7 +21,7 @@ class ClusterView:
     online: list[str]
     running: dict[str, list[str]]  # resource id -> nodes it is started on
     failed: list[str]
-
+    groups: dict[str, list[str]]  # group id -> its members' ids, in order
 
     def on(self, resource: str) -> list[str]:
         return self.running.get(resource, [])
@@ -36,7 +36,8 @@ def cluster_view(lab, node: dict) -> ClusterView:
 
 
 def parse_crm_mon(text: str) -> ClusterView:
-    """`crm_mon --output-as=xml`: quorum, online nodes, where each resource is started."""
+    """`crm_mon --output-as=xml`: quorum, online nodes, where each resource is started, failed
+    actions, the groups' members."""
     root = ET.fromstring(text)
     running: dict[str, list[str]] = {}
     for resource in root.iter("resource"):
@@ -48,7 +49,9 @@ def parse_crm_mon(text: str) -> ClusterView:
         quorate=dc is not None and dc.get("with_quorum") == "true",
         online=[n.get("name") for n in root.find("nodes") if n.get("online") == "true"],
         running=running,
-        failed=[f.get("op_key", "") for f in root.iter("failure")])
+        failed=[f.get("op_key", "") for f in root.iter("failure")],
+        groups={g.get("id"): [r.get("id") for r in g.findall("resource")]
+                for g in root.iter("group")})
 
 
 def mounted_on(lab, directory: str) -> list[str]:

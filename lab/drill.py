@@ -38,7 +38,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
-from lab import checks, openstack
+from components.cluster_resources import GROUP
+from lab import checks, evidence, openstack
 from lab.hypervisor import BRIDGE, in_namespace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,14 +76,36 @@ class Failover:
 
 
 def place_on(lab, node: dict) -> None:
-    """Move the core group to `node`, as an operator would before a drill, then drop the pin."""
+    """Move the core group to `node`, as an operator would before a drill, then drop the pin
+    (also when the move failed: the pin is the lab's, and left behind it would hold the group)."""
     if lab.holder_of_vip()["name"] == node["name"]:
         return
-    for command in (f"pcs resource move osha-core {node['name']} --wait=600",
-                    "pcs resource clear osha-core"):
-        result = lab.ssh(node, command, timeout=900)
-        if result.returncode != 0:
-            raise RuntimeError(f"{command}: {result.stderr}")
+    move = f"pcs resource move {GROUP} {node['name']} --wait=600"
+    moved = lab.ssh(node, move, timeout=900)
+    cleared = lab.ssh(node, f"pcs resource clear {GROUP}", timeout=120)
+    if moved.returncode != 0:
+        raise RuntimeError(f"{move}: {moved.stderr.strip()}\n{evidence.cluster_report(lab)}")
+    if cleared.returncode != 0:
+        raise RuntimeError(f"pcs resource clear {GROUP}: {cleared.stderr.strip()}")
+
+
+def take_the_group_everywhere(lab) -> list[str]:
+    """Move the core group onto every control node in turn and back to where it was, each move
+    ending with every member of the group started there and nothing failed: after faults, every
+    node must still be a place to fail over to. Returns the nodes in the order the group visited
+    them."""
+    home = lab.holder_of_vip()
+    visited = []
+    for node in [*(n for n in lab.controls if n is not home), home]:
+        wait_settled(lab)
+        place_on(lab, node)
+        view = checks.cluster_view(lab, node)
+        members = view.groups.get(GROUP, [])
+        if not members or any(view.on(m) != [node["name"]] for m in members) or view.failed:
+            raise RuntimeError(f"the core group did not settle on {node['name']}:\n"
+                               f"{evidence.cluster_report(lab)}")
+        visited.append(node["name"])
+    return visited
 
 
 class Prober:
@@ -289,19 +312,34 @@ def wait_settled(lab, seconds: float = 300) -> None:
     """Every control node online and nothing pending or failed, before the next drill."""
     deadline = time.monotonic() + seconds
     names = sorted(n["name"] for n in lab.controls)
+    unsettled = "no control node running"
     while time.monotonic() < deadline:
         running = [n for n in lab.controls if lab.nodes.is_running(n)]
         if running:
             try:
-                view = checks.cluster_view(lab, running[0])
-                if sorted(view.online) == names and len(view.on("vip")) == 1 and not view.failed:
-                    idle = lab.ssh(running[0], "crm_resource --wait --timeout=60", timeout=90)
-                    if idle.returncode == 0:
-                        return
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass
+                unsettled = why_unsettled(lab, running[0], names)
+                if not unsettled:
+                    return
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                unsettled = str(error)
         time.sleep(1)
-    raise RuntimeError("the cluster did not settle with every node online")
+    raise RuntimeError(f"the cluster did not settle in {seconds:.0f}s: {unsettled}\n"
+                       f"{evidence.cluster_report(lab)}")
+
+
+def why_unsettled(lab, node: dict, names: list[str]) -> str:
+    """What keeps the cluster from being ready for a drill, seen from `node` ('' when nothing)."""
+    view = checks.cluster_view(lab, node)
+    if sorted(view.online) != names:
+        return f"online: {sorted(view.online)} of {names}"
+    if len(view.on("vip")) != 1:
+        return f"the VIP is started on {view.on('vip')}"
+    if view.failed:
+        return f"failed actions: {view.failed}"
+    idle = lab.ssh(node, "crm_resource --wait --timeout=60", timeout=90)
+    if idle.returncode != 0:
+        return f"a transition still pending: {idle.stderr.strip()}"
+    return ""
 
 
 # -- reports --------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ tear everything down on any exit.
 
     python -m lab.session up [--substrate containers|vms]   # leaves the lab running, says how to reach it
     python -m lab.session down                               # ends it
+
+The failover profile comes from OSHA_LAB_PROFILE, as for `make lab`.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import settings as stack_settings
 from components import shared_disk
 from components.openstack_config import node_plan
-from lab import checks, hypervisor
+from lab import checks, evidence, hypervisor
 from lab.containers import Containers
 from lab.substrate import Substrate
 from lab.vms import VMs, node_ssh
@@ -122,7 +124,10 @@ class Lab:
 
     def __init__(self, rendered: Path, substrate: str = "containers"):
         self.use(rendered)
-        self.log_dir = rendered.parent / "replay-logs"
+        self.artifacts = evidence.artifacts_dir()
+        self.log_dir = self.artifacts / "replay-logs"
+        print(f"lab artifacts (step logs, evidence of failed checks): {self.artifacts}",
+              file=sys.stderr, flush=True)
         self.shared_dir = str(self.settings.cluster.shared_dir)
         base, repository = build(substrate, repository_packages(self.settings))
         self.nodes: Substrate = (
@@ -197,7 +202,7 @@ def main() -> int:
         ensure_down()
         return 0
     exit_on_signals()
-    lab = Lab(render_stack(args.dir / "rendered"), args.substrate)
+    lab = Lab(render_stack(args.dir / "rendered", profile_from_environment()), args.substrate)
     try:
         lab.up()
         lab.converge()

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from lab import session
+from lab import evidence, session
 from tools import replay
 
 
@@ -20,6 +20,19 @@ def _exit_on_signal(signum, _frame) -> None:
     replay.STOP.set()
     session.ensure_down()
     sys.exit(f"lab interrupted by signal {signum}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed lab test leaves the cluster's view and every node's logs in the artifacts."""
+    outcome = yield
+    report = outcome.get_result()
+    running = item.funcargs.get("lab") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(running, session.Lab):
+        saved = evidence.save(running, f"{item.name}.{report.when}")
+        report.sections.append(("lab evidence", f"cluster state and node logs: {saved}"))
+        print(f"\n{item.name}: cluster state and node logs saved in {saved}", file=sys.stderr,
+              flush=True)
 
 
 @pytest.fixture(scope="session")

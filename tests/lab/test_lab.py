@@ -242,7 +242,8 @@ def drills():
 
 def drill_round(lab, drills: list, cloud: openstack.CloudChecks) -> None:
     """Every fault once, each on another victim (the VIP's node when it has not been one); the
-    client's checks pass before each fault and are timed after it."""
+    client's checks pass before each fault and are timed after it. Then the group visits every
+    control node."""
     layout = lab.settings.cluster.haproxy_layout
     pending = list(lab.controls)
     for fault in FAULTS:
@@ -259,6 +260,9 @@ def drill_round(lab, drills: list, cloud: openstack.CloudChecks) -> None:
         assert result.max_vip_holders == 1, result
         assert all(result.seconds[c] is not None for c in drill.COLUMNS), result
         assert not result.errors, result
+    # Each victim rejoined: every control node takes the group and gives it back.
+    visited = drill.take_the_group_everywhere(lab)
+    assert sorted(visited) == sorted(n["name"] for n in lab.controls), visited
 
 
 def test_failover_round_clone_layout(lab, drills, cloud):

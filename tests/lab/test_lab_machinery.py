@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import settings as stack_settings
-from lab import containers, drill, session, vms
+from lab import containers, drill, evidence, session, vms
 from lab.hypervisor import STATE_DIR
 from tools import render
 
@@ -258,3 +258,81 @@ def test_drill_report_round_trips_and_renders_as_markdown(tmp_path):
     header, separator, row = drill.markdown(loaded).splitlines()
     assert header.startswith("| profile | layout | fault | n | membership |")
     assert row.startswith("| default | group | kill | 1 | 2.0/2.0 |")
+
+
+# crm_mon --output-as=xml (Pacemaker 2.1) of three nodes online, the group on ctl1, and a start of
+# glance-api that failed on ctl3.
+CRM_MON_FAILED_START = """<pacemaker-result api-version="2.20" request="crm_mon -1 --output-as=xml">
+  <summary><current_dc present="true" name="ctl1" with_quorum="true"/></summary>
+  <nodes>
+    <node name="ctl1" online="true"/><node name="ctl2" online="true"/><node name="ctl3" online="true"/>
+  </nodes>
+  <resources>
+    <group id="osha-core" number_resources="2">
+      <resource id="vip" role="Started"><node name="ctl1"/></resource>
+      <resource id="glance-api" role="Started"><node name="ctl1"/></resource>
+    </group>
+  </resources>
+  <failures>
+    <failure op_key="glance-api_start_0" node="ctl3" exitstatus="error" exitreason="" exitcode="1"
+             call="71" status="complete" task="start"/>
+  </failures>
+  <status code="0" message="OK"/>
+</pacemaker-result>
+"""
+
+
+class FakeNodes:
+    """A substrate whose nodes answer `exec` with canned text; `down` nodes are not running."""
+
+    def __init__(self, down=()):
+        self.down = set(down)
+        self.commands: list[tuple[str, str]] = []
+
+    def is_running(self, node):
+        return node["name"] not in self.down
+
+    def exec(self, node, command, timeout=30):
+        self.commands.append((node["name"], command))
+        return subprocess.CompletedProcess([], 0, f"{command.split()[0]} output of {node['name']}\n", "")
+
+
+class FakeLab:
+    def __init__(self, tmp_path, crm_mon=CRM_MON_FAILED_START, down=()):
+        self.manifest = {"nodes": [{"name": f"ctl{i}", "role": "control"} for i in (1, 2, 3)]
+                         + [{"name": "cmp1", "role": "compute"}]}
+        self.controls = self.manifest["nodes"][:3]
+        self.nodes = FakeNodes(down)
+        self.crm_mon = crm_mon
+        self.artifacts = tmp_path / "artifacts"
+        self.log_dir = self.artifacts / "replay-logs"
+
+    def ssh(self, node, command, **_kwargs):
+        if command.startswith("crm_mon"):
+            return subprocess.CompletedProcess([], 0, self.crm_mon, "")
+        return subprocess.CompletedProcess([], 0, "", "")
+
+
+def test_an_unsettled_cluster_error_names_the_failed_action_and_carries_the_clusters_view(tmp_path):
+    lab = FakeLab(tmp_path)
+    with pytest.raises(RuntimeError) as raised:
+        drill.wait_settled(lab, seconds=0.5)
+    message = str(raised.value)
+    assert "failed actions: ['glance-api_start_0']" in message
+    for command in evidence.CLUSTER_VIEW.values():
+        assert f"({command}) on ctl1 ---\n{command.split()[0]} output of ctl1" in message
+
+
+def test_evidence_holds_the_clusters_view_with_scores_and_every_running_nodes_logs(tmp_path):
+    lab = FakeLab(tmp_path, down=("ctl2",))
+    saved = evidence.save(lab, "test_failover_round[clone].call")
+    assert saved.parent == lab.artifacts
+    cluster = (saved / "cluster.txt").read_text()
+    assert all(command in cluster for command in
+               [*evidence.CLUSTER_VIEW.values(), *evidence.SCORES.values()])
+    for name in ("ctl1", "ctl3", "cmp1"):
+        for log, command in evidence.NODE_LOGS.items():
+            assert (saved / f"{name}.{log}").read_text().startswith(command.split()[0]), name
+    assert (saved / "ctl2.down").exists() and not (saved / "ctl2.journal.txt").exists()
+    # Read through a running node's own way in, never the one that is down.
+    assert all(name != "ctl2" for name, _ in lab.nodes.commands)
