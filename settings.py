@@ -306,6 +306,11 @@ class Cluster(Section):
         "failover waits for no broker start; `group`: the broker in the group after MySQL (the "
         "seed's active/passive)")
     stickiness: int = setting(100, "resource-stickiness", ge=0, le=1000000)
+    failure_timeout_seconds: int = setting(
+        60, "Pacemaker's `failure-timeout` for every resource: a node where a start failed (a "
+        "failed start keeps the resource off that node) or a cloned broker failed is a place to "
+        "run it again this long after the failure; 0 keeps it out until `pcs resource cleanup`",
+        ge=0, le=86400)
     shared_dir: Path = setting("/var/lib/openstack-ha", "where the shared disk is mounted, on one "
                                "node at a time: MySQL's datadir (`mysql/`) and glance's image "
                                "store (`glance-images/`) lie in it")

@@ -33,8 +33,6 @@ TAG = "osha-managed"
 MYSQL_INIT_FILE = "/etc/openstack-ha/mysql-init.sql"
 RABBITMQ_DEFINITIONS = "/etc/rabbitmq/definitions.json"
 RABBITMQ_DEFINITIONS_CONF = "/etc/rabbitmq/conf.d/80-openstack-ha-definitions.conf"
-# How long a failed broker clone instance stays stopped on its node before Pacemaker starts it again.
-BROKER_FAILURE_TIMEOUT = "60s"
 # Three control nodes' services hold about 150 connections: Debian's default maximum.
 MYSQL_MAX_CONNECTIONS = 1000
 MYSQL = {
@@ -136,9 +134,8 @@ def broker_resource(settings: Settings) -> Resource:
         ops=("start timeout=300s", "stop timeout=120s", "monitor interval=30s"),
         # A clone instance that fails is not restarted in place (that is RabbitMQ's whole start):
         # its node is left, so the group moves to a node whose broker runs; it starts there again
-        # once the failure has expired.
-        meta=(("migration-threshold", "1"), ("failure-timeout", BROKER_FAILURE_TIMEOUT))
-        if clone else (),
+        # once the failure has expired (cluster.failureTimeoutSeconds).
+        meta=(("migration-threshold", "1"),) if clone else (),
         clone=clone)
 
 
@@ -166,7 +163,10 @@ def pcs_commands(settings: Settings, device: str, stonith: list[StonithDevice]) 
         ["tag", "create", TAG, *dict.fromkeys(tagged)],
         ["property", "set", f"stonith-enabled={'true' if stonith else 'false'}"],
         ["property", "set", f"load-threshold={settings.cluster.load_threshold_percent}%"],
-        ["resource", "defaults", "update", f"resource-stickiness={settings.cluster.stickiness}"],
+        # Every failure expires: a node where a start failed once (start failures are fatal on
+        # their node) is again a place to fail over to, instead of being out until a cleanup.
+        ["resource", "defaults", "update", f"resource-stickiness={settings.cluster.stickiness}",
+         f"failure-timeout={settings.cluster.failure_timeout_seconds}s"],
     ]
 
 

@@ -45,6 +45,16 @@ def simulate(cib: Path, out: Path, *events: str) -> ClusterView:
     return parse_crm_mon(status.stdout)
 
 
+def start_failures_fatal(cib: Path) -> None:
+    """Raise every start's fail count in `cib` to INFINITY, as the controller records a failed
+    start (start-failure-is-fatal, the default); crm_simulate's --op-inject counts one."""
+    tree = ET.parse(cib)
+    for pair in tree.getroot().iter("nvpair"):
+        if pair.get("name", "").startswith("fail-count-") and pair.get("name").endswith("#start_0"):
+            pair.set("value", "INFINITY")
+    tree.write(cib)
+
+
 def verify(cib: Path) -> str:
     """crm_verify's complaints about `cib` (empty when clean)."""
     result = subprocess.run(["crm_verify", "--verbose", "--xml-file", str(cib)],

@@ -199,6 +199,25 @@ def test_a_broker_failure_on_the_vips_node(built):
     assert node in expired.on("broker")
 
 
+def test_a_failed_start_keeps_the_group_off_a_node_only_until_it_expires(built):
+    """MySQL's start failed on every node but the VIP's (a fatal failure there): when the VIP's
+    node fails, MySQL has nowhere to go (the members before it do start on a survivor); once
+    the failures have expired (cluster.failureTimeoutSeconds) the survivors are places to run
+    it again, and the whole group runs on one of them by itself."""
+    settings, work, _, up, placement = built
+    node = holder(settings, placement)
+    others = [n for n in placement.online if n != node]
+    failed_starts = [f"--op-inject=mysql_start_0@{n}=1" for n in others]
+    cib.simulate(up, work / "start-failed.xml", *failed_starts)
+    cib.start_failures_fatal(work / "start-failed.xml")
+    stranded = cib.simulate(work / "start-failed.xml", work / "stranded.xml",
+                            f"--node-fail={node}")
+    assert stranded.on("mysql") == [], stranded.running
+    expired = cib.simulate(work / "stranded.xml", work / "start-failure-expired.xml",
+                           "--set-datetime=2099-01-01T00:00:00Z")
+    assert check_together(settings, expired) in others
+
+
 def test_a_broker_failure_elsewhere_leaves_the_group_where_it_is(built):
     settings, work, _, up, placement = built
     node = holder(settings, placement)

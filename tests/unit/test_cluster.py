@@ -117,7 +117,7 @@ def test_broker_layouts(broker, unit, haproxy):
         commands[layout] = graph.named("cluster-layout").inputs["create"].splitlines()
     (cloned,) = [c for c in commands["clone"] if "resource create broker " in c]
     assert cloned.startswith(f"shadow resource create broker systemd:{unit} op start timeout=300s")
-    assert cloned.endswith("meta migration-threshold=1 failure-timeout=60s clone "
+    assert cloned.endswith("meta migration-threshold=1 clone "
                            '"${force[@]}"') and "--group" not in cloned
     assert "shadow constraint colocation add osha-core with broker-clone INFINITY" in \
         commands["clone"]
@@ -169,3 +169,13 @@ def test_failover_settings_reach_corosync_pacemaker_and_the_fence_devices():
     layout = graph.named("cluster-layout").inputs["create"]
     assert "load-threshold=400%" in layout
     assert layout.count("pcmk_reboot_action=off") == len(graph.settings.controls)
+
+
+@pytest.mark.parametrize("seconds", [60, 0, 900])
+def test_every_resources_failures_expire_after_the_setting(seconds):
+    cluster = {**stack_config("dev")["cluster"], "failureTimeoutSeconds": seconds}
+    graph = render.run_program(stack_config("dev", cluster=cluster), "dev")
+    lines = graph.named("cluster-layout").inputs["create"].splitlines()
+    assert ("shadow resource defaults update resource-stickiness=100 "
+            f"failure-timeout={seconds}s") in lines
+    assert not [line for line in lines if "meta" in line and "failure-timeout" in line]

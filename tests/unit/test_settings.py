@@ -187,6 +187,7 @@ def test_failover_settings_default_to_corosync_and_pacemaker_defaults():
 @pytest.mark.parametrize("section, key, value, word", [
     ("cluster", "tokenMs", 100, "cluster.tokenMs"),
     ("cluster", "loadThresholdPercent", 0, "cluster.loadThresholdPercent"),
+    ("cluster", "failureTimeoutSeconds", -1, "cluster.failureTimeoutSeconds"),
     ("fencing", "action", "cycle", "fencing.action"),
 ])
 def test_failover_settings_rejections(section, key, value, word):
