@@ -7,8 +7,10 @@
 
 Boots the lab stack (lab/session.py) with the chosen failover profile, converges it with the
 stack's own steps, then per layout runs `rounds` rounds; in a round every fault takes down every
-control node once (lab/drill.py), the real `openstack` client's checks timed after each fault
-(lab/openstack.py), then the core group visits every control node (each must take it back). The victim is the node that holds the VIP when it is free to be
+control node once (lab/drill.py) and then a node without the VIP, the real `openstack` client's
+checks timed after each fault (lab/openstack.py) and every API called throughout (per API: its
+outage, failed calls, longest gap, slowest answer), then the core group visits every control
+node (each must take it back). The victim is the node that holds the VIP when it is free to be
 chosen, so the core group is moved only when needed. The layout is switched the way a user
 would: a changed setting, re-rendered, and only the changed steps run. Prints the table (median
 and max per column), writes every drill to bench/results/failover-PROFILE.json and draws
@@ -39,9 +41,10 @@ def machine() -> str:
 
 def drills(lab: session.Lab, layout: str, rounds: int, faults: list[str],
            profile: str, cloud: openstack.CloudChecks) -> list[drill.Failover]:
-    """Each round: every fault on every control node, victims taken as the VIP moves."""
+    """Each round: every fault on every control node holding the VIP, victims taken as the VIP
+    moves, then once on a node without it (another one each round)."""
     results = []
-    for _ in range(rounds):
+    for round_index in range(rounds):
         for fault in faults:
             pending = list(lab.controls)
             while pending:
@@ -50,6 +53,11 @@ def drills(lab: session.Lab, layout: str, rounds: int, faults: list[str],
                 victim = holder if holder in pending else pending[0]
                 pending.remove(victim)
                 results.append(drill.run_drill(lab, layout, victim, fault, profile, cloud))
+            drill.wait_settled(lab)
+            holder = lab.holder_of_vip()
+            bystanders = [n for n in lab.controls if n is not holder]
+            results.append(drill.run_drill(lab, layout, bystanders[round_index % len(bystanders)],
+                                           fault, profile, cloud, vip_holder=False))
             # Every victim rejoined: each control node must take the group back.
             drill.take_the_group_everywhere(lab)
     return results

@@ -1,4 +1,5 @@
-"""The failover drill: take down the node holding the VIP and time the cluster's recovery.
+"""The failover drill: take down a control node (the VIP's holder, or one without the VIP) and
+time the recovery of the cluster and of every API.
 
 Faults (lab/substrate.py): `destroy` (libvirt's hard stop), `kill` (SIGKILL of the container's
 init, or of a VM's emulator) and `cut` (the node's link down on the host side: it keeps running,
@@ -14,7 +15,18 @@ isolated, and must be fenced; the split-brain case). Seconds from the fault to:
 - rejoin: the victim online again in a survivor's view;
 - with a `CloudChecks` (lab/openstack.py): each of the real `openstack` client's checks at the
   VIP passing again (`image_kept`: the image uploaded right before the fault downloads
-  byte-identical; `server`: a new server ACTIVE). They all pass before the fault.
+  byte-identical; `server`: a new server ACTIVE). They all pass before the fault, and start
+  again once every API answers: started at the fault, the client's processes loaded the nodes
+  whose recovery they timed.
+
+With a `CloudChecks`, every OpenStack API is also called continuously (lab/api_probes.py: a read
+and a call that needs the API's database or engine, 2 s timeout, no retry) and per API the
+drill reports its `outage` (seconds from the fault to the first of RECOVERY_CALLS passing calls
+in a row after a failed one; 0 when no call failed), the failed calls, the longest gap between
+passing answers and the slowest answer. A server requested right before the fault (in flight
+when it hits) and one requested right after it are followed to ACTIVE for SERVER_SECONDS, one
+in ERROR asked for again (`server_active`: seconds from the fault to the second's ACTIVE;
+`servers_stuck`: those not ACTIVE by then).
 
 The probes run side by side in one process inside the lab network (lab/prober.py), each stamped
 when its answer changes; membership, fencing and rejoin are read from a survivor's Pacemaker
@@ -49,6 +61,11 @@ STATS_PORT = 8404
 BROKER_PORT = 5672
 PROBED = ("vip", "haproxy", "mysql_write", "broker", "keystone_token")
 MILESTONES = ("membership", "fenced", *PROBED)
+# An API is back when this many calls in a row pass (at 2 calls/s: 2.5 s of service).
+RECOVERY_CALLS = 5
+# Correctness, not speed: every API back, every server final, within this many seconds.
+API_SECONDS = 120
+SERVER_SECONDS = 120
 CLUSTER_COLUMNS = (*MILESTONES, "rejoin")
 COLUMNS = (*CLUSTER_COLUMNS, *openstack.COLUMNS)
 
@@ -70,9 +87,21 @@ class Failover:
     # Seconds each cloud check took to pass in the round right before the fault (the client's
     # own time, all checks side by side): the floor under its column.
     before: dict[str, Optional[float]] = field(default_factory=dict)
+    # Whether the victim held the VIP (and the core group) when it was taken down.
+    vip_holder: bool = True
+    # Per API: outage, failed calls, longest gap and slowest answer (`api_figures`).
+    apis: dict[str, dict] = field(default_factory=dict)
+    server_active: Optional[float] = None
+    servers_stuck: int = 0
+    prober_cpu_share: Optional[float] = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def kind(self) -> str:
+        """The fault, and whether it hit the VIP's holder: the reports' rows."""
+        return self.fault if self.vip_holder else f"{self.fault} (no VIP)"
 
 
 def place_on(lab, node: dict) -> None:
@@ -108,10 +137,50 @@ def take_the_group_everywhere(lab) -> list[str]:
     return visited
 
 
+def api_figures(calls: list[dict], fault: float) -> dict:
+    """One API's calls (prober events, in start order) seen from the fault at `fault`:
+    {"outage": seconds to the first of RECOVERY_CALLS passing calls in a row after a failed one
+    (0.0 when none failed, None when never back), "failed": calls failed, "longest_gap":
+    longest time without a passing answer, "slowest": the slowest passing answer}."""
+    after = [c for c in calls if c["t"] + c["seconds"] >= fault]
+    failed = [i for i, c in enumerate(after) if not c["ok"]]
+    outage: Optional[float] = 0.0 if not failed else None
+    streak = 0
+    for index in range(failed[0] + 1 if failed else len(after), len(after)):
+        streak = streak + 1 if after[index]["ok"] else 0
+        if streak == RECOVERY_CALLS:
+            outage = round(max(0.0, after[index - RECOVERY_CALLS + 1]["t"] - fault), 2)
+            break
+    answers = [c["t"] + c["seconds"] for c in calls if c["ok"]]
+    marks = [max([a for a in answers if a < fault], default=fault),
+             *(a for a in answers if a >= fault)]
+    if outage is None and after:
+        marks.append(after[-1]["t"] + after[-1]["seconds"])
+    gaps = [b - a for a, b in zip(marks, marks[1:])]
+    slowest = [c["seconds"] for c in after if c["ok"]]
+    return {"outage": outage, "failed": len(failed),
+            "longest_gap": round(max(gaps, default=0.0), 2),
+            "slowest": round(max(slowest), 2) if slowest else None}
+
+
+def server_figures(events: list[dict], fault: float) -> tuple[Optional[float], int]:
+    """(seconds from the fault to ACTIVE of the server asked for after it, how many servers
+    were not final (ACTIVE or ERROR-then-ACTIVE) by the end)."""
+    finals = {e["phase"]: e for e in events
+              if e["probe"] == "server" and e["status"] != "requested"}
+    before_asked = any(e["probe"] == "server" and e["phase"] == "before" for e in events)
+    phases = ["fault", *(["before"] if before_asked else [])]
+    stuck = sum(1 for p in phases if (finals.get(p) or {}).get("status") != "ACTIVE")
+    active = finals.get("fault")
+    seconds = (round(active["t"] - fault, 2)
+               if active and active["status"] == "ACTIVE" else None)
+    return seconds, stuck
+
+
 class Prober:
     """lab/prober.py in the lab namespace; its events collected as they come."""
 
-    def __init__(self, lab, first_row: int):
+    def __init__(self, lab, first_row: int, cloud: Optional[openstack.CloudChecks] = None):
         config = {"vip": lab.manifest["vip"], "bridge": BRIDGE, "first_row": first_row,
                   "stats_port": STATS_PORT, "broker_port": BROKER_PORT,
                   "deadline_seconds": DEADLINE_SECONDS + 120,
@@ -120,10 +189,14 @@ class Prober:
                   "keystone": {"port": openstack.KEYSTONE_PORT, "user": openstack.ADMIN_USER,
                                "project": openstack.ADMIN_PROJECT,
                                "password": openstack.admin_password(lab)}}
+        if cloud:
+            config["apis"] = openstack.prober_config(cloud, SERVER_SECONDS)
+        self.apis = sorted(config.get("apis", {}).get("probed", []))
         self.config = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="osha-prober-")
         json.dump(config, self.config)
         self.config.flush()
         self.events: list[dict] = []
+        self.started = time.monotonic()
         self.process = subprocess.Popen(
             in_namespace(sys.executable, str(REPO / "lab" / "prober.py"), self.config.name),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -134,6 +207,55 @@ class Prober:
         for line in self.process.stdout:
             self.events.append(json.loads(line))
 
+    def send(self, command: str) -> None:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+
+    def calls(self, api: str) -> list[dict]:
+        return [e for e in self.events if e["probe"] == "api" and e["api"] == api]
+
+    def api_figures(self, fault: float) -> dict[str, dict]:
+        return {api: api_figures(self.calls(api), fault) for api in self.apis}
+
+    def answering(self, api: str, since: float = 0.0) -> bool:
+        """The API's last RECOVERY_CALLS calls since `since` all passed."""
+        last = [c for c in self.calls(api) if c["t"] >= since][-RECOVERY_CALLS:]
+        return len(last) == RECOVERY_CALLS and all(c["ok"] for c in last)
+
+    def apis_settled(self, fault: float) -> bool:
+        """Every API answering again after the fault, and the servers final."""
+        if not all(self.answering(api, fault) for api in self.apis):
+            return False
+        last = {e["phase"]: e["status"] for e in self.events if e["probe"] == "server"}
+        # A server in ERROR is asked for again: its phase is over at ACTIVE, or at the prober's
+        # deadline (the status it reached then).
+        return not self.apis or ("fault" in last and
+                                 all(s not in ("requested", "ERROR") for s in last.values()))
+
+    def request_server_in_flight(self, seconds: float = 90) -> None:
+        """A server asked for now (nova took it), still building when the fault comes."""
+        self.send("before")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            asked = [e for e in self.events if e["probe"] == "server" and e["phase"] == "before"]
+            if asked:
+                if asked[0]["id"] is None:
+                    raise RuntimeError(f"nova refused the server before the fault: {asked[0]}")
+                return
+            time.sleep(0.1)
+        raise RuntimeError("nova did not take the server before the fault")
+
+    def save(self, path: Path, fault: float) -> None:
+        """Every event, its time made relative to the fault (the run's evidence)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps({**e, "t": round(e["t"] - fault, 3)}) + "\n"
+                                for e in self.events))
+
+    def cpu_share(self) -> Optional[float]:
+        """The prober's CPU seconds per second of its life (1.0: one core)."""
+        end = self.current("end")
+        return round(end["cpu_seconds"] / (end["t"] - self.started), 3) if end else None
+
     def current(self, name: str) -> Optional[dict]:
         seen = [e for e in self.events if e["probe"] == name]
         return seen[-1] if seen else None
@@ -142,11 +264,13 @@ class Prober:
         """Before the fault: every probe answered (by the victim)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if all((self.current(n) or {}).get("ok") for n in PROBED):
+            if all((self.current(n) or {}).get("ok") for n in PROBED) and all(
+                    self.answering(api) for api in self.apis):
                 return
             time.sleep(0.2)
+        failing = {api: self.calls(api)[-1:] for api in self.apis if not self.answering(api)}
         raise RuntimeError(f"probes not all answering before the fault: "
-                           f"{ {n: self.current(n) for n in PROBED} }")
+                           f"{ {n: self.current(n) for n in PROBED} }; APIs: {failing}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -160,9 +284,18 @@ class Prober:
         self.config.close()
 
     def first_survivor_answer(self, name: str, since: float, victim_ids: set[str]) -> Optional[float]:
-        for event in self.events:
-            if (event["probe"] == name and event["t"] >= since and event["ok"]
-                    and event["by"] not in victim_ids):
+        """Seconds from `since` to the probe's first answer by a survivor; when a survivor was
+        answering already, to its first answer after a failure (0 when it never failed)."""
+        events = [e for e in self.events if e["probe"] == name]
+        before = [e for e in events if e["t"] < since]
+        after = [e for e in events if e["t"] >= since]
+        if before and before[-1]["ok"] and before[-1]["by"] not in victim_ids:
+            failed = next((i for i, e in enumerate(after) if not e["ok"]), None)
+            if failed is None:
+                return 0.0
+            after = after[failed:]
+        for event in after:
+            if event["ok"] and event["by"] not in victim_ids:
                 return round(event["t"] - since, 2)
         return None
 
@@ -228,12 +361,17 @@ def cluster_events(lab, survivors: list[dict], victim: str, since: float) -> dic
 
 
 def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "default",
-              cloud: Optional[openstack.CloudChecks] = None) -> Failover:
-    """Take down `victim` (moved to hold the VIP first) by `fault` and time the recovery (and
-    the cloud's checks, with `cloud`)."""
-    place_on(lab, victim)
+              cloud: Optional[openstack.CloudChecks] = None, vip_holder: bool = True) -> Failover:
+    """Take down `victim` by `fault` and time the recovery (and the cloud's checks and every
+    API, with `cloud`). With `vip_holder` the core group is moved onto the victim first;
+    without, off it."""
+    if vip_holder:
+        place_on(lab, victim)
+    elif lab.holder_of_vip()["name"] == victim["name"]:
+        place_on(lab, next(n for n in lab.controls if n is not victim))
     survivors = [n for n in lab.controls if n is not victim]
-    result = Failover(layout=layout, fault=fault, victim=victim["name"], profile=profile)
+    result = Failover(layout=layout, fault=fault, victim=victim["name"], profile=profile,
+                      vip_holder=vip_holder)
     victim_ids = {victim["mac"], victim["name"]}
     columns = COLUMNS if cloud else CLUSTER_COLUMNS
     if cloud:
@@ -241,20 +379,17 @@ def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "defaul
         if errors:
             raise RuntimeError(f"the cloud's checks do not pass before the fault: {errors}")
         cloud.keep_image()
-    prober = Prober(lab, next_row(lab))
+    prober = Prober(lab, next_row(lab), cloud)
     sampler = Sampler(lab)
     recovered: dict[str, Optional[float]] = {}
     try:
         prober.wait_all_answering()
+        if prober.apis:
+            prober.request_server_in_flight()
         killed, killed_wall = time.monotonic(), time.time()
         lab.nodes.kill(victim, fault)
-        checking = threading.Thread(
-            target=lambda: recovered.update(zip(
-                ("seconds", "errors"),
-                cloud.until_all_pass(killed, DEADLINE_SECONDS, after_fault=True))),
-            daemon=True) if cloud else None
-        if checking:
-            checking.start()
+        if prober.apis:
+            prober.send("fault")
         seen: dict[str, float] = {}
         while time.monotonic() - killed < DEADLINE_SECONDS:
             seen.update(cluster_events(lab, survivors, victim["name"], killed_wall))
@@ -262,17 +397,26 @@ def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "defaul
                 answered = prober.first_survivor_answer(name, killed, victim_ids)
                 if answered is not None:
                     seen.setdefault(name, answered)
-            if all(c in seen for c in CLUSTER_COLUMNS):
+            if all(c in seen for c in CLUSTER_COLUMNS) and prober.apis_settled(killed):
                 break
             time.sleep(0.5)
-        if checking:
-            # Its calls stop by the deadline; the last one may run its own timeout past it.
-            checking.join(DEADLINE_SECONDS + 3 * openstack.CALL_TIMEOUT)
     finally:
         prober.stop()
         sampler.stop()
         if fault == "cut":
             lab.nodes.heal(victim)
+    label = f"{datetime.now():%H%M%S}-{layout}-{fault}-{victim['name']}"
+    label += "" if vip_holder else "-no-vip"
+    prober.save(lab.artifacts / "drills" / f"{label}.jsonl", killed)
+    result.apis = prober.api_figures(killed)
+    result.server_active, result.servers_stuck = (
+        server_figures(prober.events, killed) if prober.apis else (None, 0))
+    result.prober_cpu_share = prober.cpu_share()
+    if cloud:
+        # Once every API answers again: started at the fault, the client's processes (a Python
+        # start and a password hash per call) loaded the nodes they were timing.
+        recovered = dict(zip(("seconds", "errors"), cloud.until_all_pass(
+            killed, time.monotonic() - killed + DEADLINE_SECONDS, after_fault=True)))
     seen.update({k: v for k, v in recovered.get("seconds", {}).items() if v is not None})
     result.seconds = {c: seen.get(c) for c in columns}
     result.errors = recovered.get("errors", {})
@@ -343,19 +487,55 @@ def why_unsettled(lab, node: dict, names: list[str]) -> str:
 
 
 # -- reports --------------------------------------------------------------------------------
+def grouped(results: list[Failover]) -> dict[tuple[str, str, str], list[Failover]]:
+    """The drills per (profile, layout, fault kind), in the order first run."""
+    groups: dict[tuple[str, str, str], list[Failover]] = {}
+    for r in results:
+        groups.setdefault((r.profile, r.layout, r.kind), []).append(r)
+    return groups
+
+
+def probed_apis(results: list[Failover]) -> list[str]:
+    return sorted({api for r in results for api in r.apis})
+
+
+def median_max(values: list[Optional[float]]) -> str:
+    """`median/max` of the values present, with how many were missing ("never back")."""
+    present = [v for v in values if v is not None]
+    cell = f"{statistics.median(present):.1f}/{max(present):.1f}" if present else "never"
+    missing = len(values) - len(present)
+    return cell + (f" ({missing} never)" if missing and present else "")
+
+
+def api_rows(results: list[Failover]) -> tuple[list[str], list[list[str]]]:
+    """Per (profile, layout, fault kind): each API's outage (median/max seconds, failed calls in
+    all), the server asked for after the fault (seconds to ACTIVE) and servers stuck."""
+    apis = probed_apis(results)
+    header = ["profile", "layout", "fault", "n", *apis, "server ACTIVE", "stuck"]
+    lines = []
+    for (profile, layout, kind), members in grouped(results).items():
+        cells = [profile, layout, kind, str(len(members))]
+        for api in apis:
+            figures = [m.apis.get(api, {}) for m in members]
+            failed = sum(f.get("failed", 0) for f in figures)
+            cells.append(f"{median_max([f.get('outage') for f in figures])} [{failed}]")
+        cells += [median_max([m.server_active for m in members]),
+                  str(sum(m.servers_stuck for m in members))]
+        lines.append(cells)
+    return header, lines
+
+
 def measured(results: list[Failover]) -> list[str]:
     """The columns the drills measured (the cloud's only with its checks)."""
     return [c for c in COLUMNS if any(c in r.seconds for r in results)]
 
 
 def summary(results: list[Failover]) -> list[dict]:
-    """Median and max of every measured column per (profile, layout, fault)."""
-    groups: dict[tuple[str, str, str], list[Failover]] = {}
-    for r in results:
-        groups.setdefault((r.profile, r.layout, r.fault), []).append(r)
+    """Median and max of every measured column per (profile, layout, fault kind)."""
+    groups = grouped(results)
     rows = []
-    for (profile, layout, fault), members in groups.items():
-        row = {"profile": profile, "layout": layout, "fault": fault, "drills": len(members),
+    for (profile, layout, kind), members in groups.items():
+        row = {"profile": profile, "layout": layout, "fault": kind, "drills": len(members),
                "rows": f"{sum(m.rows_found for m in members)}/"
                        f"{sum(m.rows_acknowledged for m in members)}",
                "max_fs_mounts": max(m.max_fs_mounts for m in members),
@@ -387,20 +567,29 @@ def rows(results: list[Failover]) -> tuple[list[str], list[list[str]]]:
     return header, lines
 
 
-def table(results: list[Failover]) -> str:
-    """The drill table as aligned text."""
-    header, lines = rows(results)
+def aligned(header: list[str], lines: list[list[str]]) -> str:
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     text = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     text += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
-    return "seconds from the fault, median/max:\n" + "\n".join(text)
+    return "\n".join(text)
+
+
+def table(results: list[Failover]) -> str:
+    """The drill tables as aligned text: the cluster's and the client's columns, then every
+    API's outage when the drills probed them."""
+    text = "seconds from the fault, median/max:\n" + aligned(*rows(results))
+    if probed_apis(results):
+        text += ("\n\nAPI outage, seconds from the fault, median/max [failed calls]:\n"
+                 + aligned(*api_rows(results)))
+    return text
 
 
 def markdown(results: list[Failover]) -> str:
-    """The drill table as a Markdown table (the README's)."""
-    header, lines = rows(results)
-    return "\n".join("| " + " | ".join(cells) + " |"
-                     for cells in [header, ["---"] * len(header), *lines])
+    """The drill tables as Markdown tables (the README's)."""
+    tables = [rows(results)] + ([api_rows(results)] if probed_apis(results) else [])
+    return "\n\n".join("\n".join("| " + " | ".join(cells) + " |"
+                                  for cells in [header, ["---"] * len(header), *lines])
+                        for header, lines in tables)
 
 
 def load(path: Path) -> tuple[str, list[Failover]]:
@@ -420,20 +609,34 @@ def report(results: list[Failover], path: Path, machine: str = "") -> str:
 
 
 def chart(results: list[Failover], path: Path, machine: str = "") -> None:
-    """One panel per layout and fault: each column's distribution over the drills (PNG)."""
+    """One panel per layout and fault kind: each column's distribution over the drills (PNG);
+    with probed APIs, each API's outage likewise beside it (PATH-apis.png)."""
+    boxes(results, measured(results), lambda r, c: r.seconds.get(c), path,
+          "seconds from the fault", "Failover", machine)
+    apis = probed_apis(results)
+    if apis:
+        boxes(results, apis, lambda r, api: r.apis.get(api, {}).get("outage"),
+              path.with_name(f"{path.stem}-apis{path.suffix}"),
+              "outage, seconds from the fault", "Every API's outage", machine)
+
+
+def boxes(results: list[Failover], columns: list[str], value, path: Path, ylabel: str,
+          title: str, machine: str) -> None:
+    """A panel per (layout, fault kind), a box and the points per column: `value(drill,
+    column)`, None when missing."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = measured(results)
     layouts = sorted({r.layout for r in results})
-    faults = [f for f in ("destroy", "kill", "cut") if any(r.fault == f for r in results)]
-    figure, axes = plt.subplots(len(layouts), len(faults), squeeze=False, sharey=True,
-                                figsize=(max(4.2, 0.33 * len(columns)) * len(faults), 3.4 * len(layouts)))
+    kinds = list(dict.fromkeys(r.kind for r in results))
+    figure, axes = plt.subplots(len(layouts), len(kinds), squeeze=False, sharey=True,
+                                figsize=(max(4.2, 0.33 * len(columns)) * len(kinds),
+                                         3.4 * len(layouts)))
     for row, layout in enumerate(layouts):
-        for col, fault in enumerate(faults):
-            members = [r for r in results if r.layout == layout and r.fault == fault]
-            values = [[m.seconds[c] for m in members if m.seconds.get(c) is not None]
+        for col, kind in enumerate(kinds):
+            members = [r for r in results if r.layout == layout and r.kind == kind]
+            values = [[v for v in (value(m, c) for m in members) if v is not None]
                       for c in columns]
             ax = axes[row][col]
             ax.boxplot([v or [float("nan")] for v in values], showfliers=False)
@@ -441,12 +644,12 @@ def chart(results: list[Failover], path: Path, machine: str = "") -> None:
                 ax.scatter([index] * len(column), column, s=9, alpha=0.6, zorder=3)
             ax.set_xticks(range(1, len(columns) + 1), [c.replace("_", "\n") for c in columns],
                           fontsize=7, rotation=35)
-            ax.set_title(f"{layout} layout, {fault} ({len(members)} drills)", fontsize=9)
+            ax.set_title(f"{layout} layout, {kind} ({len(members)} drills)", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
             if col == 0:
-                ax.set_ylabel("seconds from the fault")
+                ax.set_ylabel(ylabel)
     profiles = ", ".join(sorted({r.profile for r in results}))
-    figure.suptitle(f"Failover, profile {profiles}" + (f"\n{machine}" if machine else ""),
+    figure.suptitle(f"{title}, profile {profiles}" + (f"\n{machine}" if machine else ""),
                     fontsize=10)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 from catalogue import endpoints
+from lab import api_probes
 from lab.hypervisor import in_namespace
 
 KEYSTONE_PORT = 5000
@@ -187,10 +188,10 @@ class Cloud:
             self.flavor(FLAVOR)
 
     def lift_quotas(self) -> None:
-        """Every drill makes servers and networks in the admin's project (nova's default
-        quota is ten instances)."""
+        """Every drill makes servers, networks and (the prober) security groups in the admin's
+        project (nova's default quota is ten instances, neutron's ten security groups)."""
         self.run("quota", "set", "--instances", "-1", "--cores", "-1", "--ram", "-1",
-                 "--networks", "-1", "--subnets", "-1", ADMIN_PROJECT)
+                 "--networks", "-1", "--subnets", "-1", "--secgroups", "-1", ADMIN_PROJECT)
 
 
 class CloudChecks:
@@ -274,6 +275,19 @@ def retry(check: Callable[[], None], since: float,
 
 COLUMNS = ("token", "catalog", "image", "image_kept", "network", "flavor", "server", "volumes",
            "stacks", "horizon")
+
+
+def prober_config(checks: CloudChecks, server_seconds: float) -> dict:
+    """What lab/prober.py needs to call every enabled API as the admin (lab/api_probes.py), and
+    the servers it asks for: the kept image (uploaded before the fault) and the lab's flavor."""
+    c = checks.cloud
+    services = sorted(a.service for a in api_probes.APIS if c.services.get(a.service))
+    horizon = c.services.get("horizon")
+    return {"auth_url": f"{c.scheme}://{c.fqdn}:{KEYSTONE_PORT}/v3", "user": ADMIN_USER,
+            "project": ADMIN_PROJECT, "password": c.password, "region": c.region,
+            "services": services, "probed": [*services, *(["horizon"] if horizon else [])],
+            "horizon_url": f"{c.scheme}://{c.fqdn}/auth/login/" if horizon else None,
+            "server": {"image": checks.kept[0], "flavor": FLAVOR, "seconds": server_seconds}}
 
 
 def endpoint_ids(cloud: Cloud) -> list[tuple[str, str]]:

@@ -10,10 +10,19 @@ reaches the VIP at right after an answer (`haproxy`, `keystone_token`), the brok
 (`broker`), and for `mysql_write` the server's @@hostname. The MySQL writer commits one row per
 round trip and prints every acknowledged commit ({"probe": "mysql_write", ..., "id": ROW}), so the
 drill can check afterwards that every acknowledged row is there.
+
+With an "apis" section, every OpenStack API is called side by side (lab/api_probes.py), and
+every call printed: {"probe": "api", "api": SERVICE, "kind": "read"|"backend", "t": ITS START,
+"ok": BOOL, "seconds": HOW LONG}. Lines on stdin drive the servers: `before` asks nova for one
+now (printed as {"probe": "server", "phase": "before", "id": ...} once nova took it); `fault`
+asks for one from then on until nova takes it, and follows both to ACTIVE or ERROR (one that
+ends in ERROR is asked for again), each final state printed ({"probe": "server", "phase": ...,
+"status": ...}). At the end the prober prints its own CPU seconds.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -25,9 +34,14 @@ from typing import Callable, Optional
 import pymysql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import api_probes  # noqa: E402  (every OpenStack API, as a user's program calls it)
 import probe  # noqa: E402  (the lab's one-shot probes: HTTP, AMQP, keystone)
 
 INTERVAL = 0.2
+# A token costs keystone a password hash (bcrypt: a quarter of a core-second): one a second
+# keeps the probe from loading the cloud it measures.
+INTERVALS = {"keystone_token": 1.0}
+SETUP_SECONDS = 60
 MAC = re.compile(r"\[([0-9A-Fa-f:]{17})\]")
 _print_lock = threading.Lock()
 
@@ -70,7 +84,7 @@ def loop(name: str, check: Callable[[], tuple[bool, Optional[str]]], stop: threa
         if state != last:
             emit(probe=name, t=time.monotonic(), ok=state[0], by=state[1])
             last = state
-        stop.wait(INTERVAL)
+        stop.wait(INTERVALS.get(name, INTERVAL))
 
 
 def writer(config: dict, stop: threading.Event) -> None:
@@ -108,6 +122,100 @@ def writer(config: dict, stop: threading.Event) -> None:
             stop.wait(INTERVAL)
 
 
+def caller(api: str, kind: str, call: Callable[[], None], interval: float,
+           stop: threading.Event) -> None:
+    """`call` every `interval` seconds (from one start to the next) until stopped; every call
+    printed with its start, outcome and duration."""
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            call()
+            error = None
+        except Exception as failed:  # a failed call is the measurement; the reason is kept
+            error = f"{type(failed).__name__}: {failed}"[:160]
+        took = time.monotonic() - started
+        emit(probe="api", api=api, kind=kind, t=started, ok=error is None,
+             seconds=round(took, 3), **({"error": error} if error else {}))
+        stop.wait(max(0.0, interval - took))
+
+
+def api_threads(config: dict, stop: threading.Event) -> tuple[list[threading.Thread], object]:
+    """A reader and a backend caller per enabled API, Horizon's page; the server probe."""
+    apis = config["apis"]
+    cloud = api_probes.Cloud(apis["auth_url"], apis["user"], apis["project"], apis["password"],
+                             apis["region"])
+    jobs = []
+    for api in api_probes.APIS:
+        if api.service in apis["services"]:
+            jobs += [(api.service, "read", lambda a=api: a.read(cloud), api_probes.READ_INTERVAL),
+                     (api.service, "backend", lambda a=api: a.backend(cloud),
+                      api_probes.BACKEND_INTERVAL)]
+    if apis.get("horizon_url"):
+        jobs.append(("horizon", "read", lambda: api_probes.horizon_read(cloud, apis["horizon_url"]),
+                     api_probes.READ_INTERVAL))
+    threads = [threading.Thread(target=caller, args=(*job, stop), daemon=True) for job in jobs]
+    servers = patiently(lambda: api_probes.ServerProbe(cloud, apis["server"]["image"],
+                                                       apis["server"]["flavor"]), SETUP_SECONDS)
+    return threads, servers
+
+
+def patiently(call: Callable, seconds: float):
+    """`call`'s result, asked again on any failure for up to `seconds` (the probes' setup, on a
+    healthy but loaded cloud; the probes themselves never retry)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def server_until_final(servers, phase: str, server_id: Optional[str], deadline: float,
+                       stop: threading.Event) -> None:
+    """Follow `server_id` (or ask for one until nova takes it) to ACTIVE, asking again after an
+    ERROR, until `deadline`; print each final (or last) state. Every server is deleted after."""
+    while not stop.is_set() and time.monotonic() < deadline:
+        if server_id is None:
+            try:
+                server_id = servers.request()
+            except Exception:
+                stop.wait(0.5)
+                continue
+        status = servers.follow(server_id, deadline, stop)
+        emit(probe="server", phase=phase, t=time.monotonic(), id=server_id, status=status)
+        if status != "ERROR":
+            break
+        server_id = None
+
+
+def commands(servers, config: dict, stop: threading.Event, workers: list) -> None:
+    """The drill's lines on stdin, until it closes it."""
+    before: Optional[str] = None
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "before" and servers is not None:
+            try:
+                # Before the fault a slow answer is only slow: asked again for a while.
+                before = patiently(servers.request, SETUP_SECONDS)
+                emit(probe="server", phase="before", t=time.monotonic(), id=before,
+                     status="requested")
+            except Exception as failed:  # the drill stops: the cloud was not healthy
+                emit(probe="server", phase="before", t=time.monotonic(), id=None,
+                     status=f"refused: {failed}")
+        elif command == "fault" and servers is not None:
+            deadline = time.monotonic() + config["apis"]["server"]["seconds"]
+            for phase, server_id in (("before", before), ("fault", None)):
+                if phase == "before" and server_id is None:
+                    continue
+                worker = threading.Thread(target=server_until_final,
+                                          args=(servers, phase, server_id, deadline, stop),
+                                          daemon=True)
+                worker.start()
+                workers.append(worker)
+
+
 def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
     vip, bridge = config["vip"], config["bridge"]
@@ -125,16 +233,30 @@ def main(argv: list[str]) -> int:
     threads = [threading.Thread(target=loop, args=(name, check, stop), daemon=True)
                for name, check in checks.items()]
     threads.append(threading.Thread(target=writer, args=(config, stop), daemon=True))
+    servers = None
+    if "apis" in config:
+        api_callers, servers = api_threads(config, stop)
+        threads += api_callers
     for thread in threads:
         thread.start()
     # Until the drill closes our stdin, or the deadline.
-    done = threading.Thread(target=sys.stdin.read, daemon=True)
+    server_workers: list[threading.Thread] = []
+    done = threading.Thread(target=commands, args=(servers, config, stop, server_workers),
+                            daemon=True)
     done.start()
     done.join(config["deadline_seconds"])
     stop.set()
-    for thread in threads:
+    for thread in threads + server_workers:
         thread.join(10)
-    emit(probe="end", t=time.monotonic(), ok=True, by=None)
+    if servers is not None:
+        servers.delete_made()
+        try:
+            api_probes.sweep_security_groups(servers.cloud)
+        except Exception:  # neutron still recovering: the next drill's sweep gets them
+            pass
+    cpu = os.times()
+    emit(probe="end", t=time.monotonic(), ok=True, by=None,
+         cpu_seconds=round(cpu.user + cpu.system, 2))
     return 0
 
 

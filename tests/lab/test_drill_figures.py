@@ -1,0 +1,128 @@
+"""What a drill reports of the prober's calls: each API's outage, failed calls, longest gap and
+slowest answer, and the servers asked for around the fault (part of `make test`)."""
+from __future__ import annotations
+
+import pytest
+
+from lab.drill import RECOVERY_CALLS, Prober, api_figures, server_figures
+
+FAULT = 100.0
+
+
+def calls(*outcomes: tuple[float, bool], seconds: float = 0.1) -> list[dict]:
+    return [{"t": t, "ok": ok, "seconds": seconds} for t, ok in outcomes]
+
+
+def every_half_second(start: float, end: float, ok: bool) -> list[tuple[float, bool]]:
+    return [(start + i * 0.5, ok) for i in range(int((end - start) / 0.5))]
+
+
+def test_an_api_that_never_failed_had_no_outage():
+    figures = api_figures(calls(*every_half_second(95, 110, True)), FAULT)
+    assert figures["outage"] == 0.0 and figures["failed"] == 0
+    assert figures["longest_gap"] == pytest.approx(0.5)
+    assert figures["slowest"] == pytest.approx(0.1)
+
+
+def test_the_outage_ends_at_the_first_of_a_run_of_passing_calls():
+    seen = calls(*every_half_second(95, 100, True), *every_half_second(100, 112, False),
+                 *every_half_second(112, 120, True))
+    figures = api_figures(seen, FAULT)
+    assert figures["outage"] == pytest.approx(12.0)
+    assert figures["failed"] == 24
+    # The last answer before the fault (99.5 + 0.1) to the first after it (112 + 0.1).
+    assert figures["longest_gap"] == pytest.approx(12.5)
+
+
+def test_a_short_run_of_passing_calls_does_not_end_the_outage():
+    short = RECOVERY_CALLS - 1
+    seen = calls(*every_half_second(95, 100, True), *every_half_second(100, 104, False),
+                 *every_half_second(104, 104 + 0.5 * short, True),
+                 *every_half_second(104 + 0.5 * short, 110, False),
+                 *every_half_second(110, 115, True))
+    figures = api_figures(seen, FAULT)
+    assert figures["outage"] == pytest.approx(10.0)
+    assert figures["failed"] == sum(1 for c in seen if not c["ok"]) == 16
+
+
+def test_a_call_that_hung_across_the_fault_counts_as_failed():
+    seen = [{"t": 99.0, "ok": True, "seconds": 0.1}, {"t": 99.5, "ok": False, "seconds": 2.0},
+            *calls(*every_half_second(101.5, 105, True))]
+    figures = api_figures(seen, FAULT)
+    assert figures["failed"] == 1
+    assert figures["outage"] == pytest.approx(1.5)
+    assert figures["slowest"] == pytest.approx(0.1)
+
+
+def test_an_api_never_back_has_no_outage_figure_and_its_gap_runs_to_its_last_call():
+    seen = calls(*every_half_second(95, 100, True), *every_half_second(100, 130, False))
+    figures = api_figures(seen, FAULT)
+    assert figures["outage"] is None
+    assert figures["slowest"] is None
+    assert figures["longest_gap"] == pytest.approx(129.5 + 0.1 - 99.6)
+
+
+def server(phase: str, t: float, status: str) -> dict:
+    return {"probe": "server", "phase": phase, "t": t, "id": f"{phase}-{t}", "status": status}
+
+
+def test_servers_asked_around_the_fault_that_end_active_are_not_stuck():
+    events = [server("before", 99.0, "requested"), server("before", 104.0, "ACTIVE"),
+              server("fault", 131.0, "ACTIVE")]
+    assert server_figures(events, FAULT) == (31.0, 0)
+
+
+def test_a_server_left_building_is_stuck():
+    events = [server("before", 99.0, "requested"), server("before", 220.0, "BUILD"),
+              server("fault", 110.0, "ACTIVE")]
+    assert server_figures(events, FAULT) == (10.0, 1)
+
+
+def test_a_server_in_error_asked_for_again_counts_from_the_fault_to_the_new_ones_active():
+    events = [server("fault", 120.0, "ERROR"), server("fault", 140.0, "ACTIVE")]
+    assert server_figures(events, FAULT) == (40.0, 0)
+
+
+def test_a_server_never_asked_for_after_the_fault_is_stuck():
+    assert server_figures([server("before", 99.0, "requested"),
+                           server("before", 105.0, "ACTIVE")], FAULT) == (None, 1)
+
+
+def prober_with(events: list[dict]) -> Prober:
+    """A prober's bookkeeping over given events (no process)."""
+    prober = Prober.__new__(Prober)
+    prober.events = events
+    return prober
+
+
+def answer(t: float, ok: bool, by: str) -> dict:
+    return {"probe": "vip", "t": t, "ok": ok, "by": by}
+
+
+def test_the_victims_probe_counts_from_the_fault_to_the_first_survivors_answer():
+    prober = prober_with([answer(90, True, "victim"), answer(101, False, "timeout"),
+                          answer(106.5, True, "survivor")])
+    assert prober.first_survivor_answer("vip", FAULT, {"victim"}) == 6.5
+
+
+def test_a_survivor_answering_throughout_counts_zero_and_after_a_failure_its_return():
+    steady = prober_with([answer(90, True, "survivor")])
+    assert steady.first_survivor_answer("vip", FAULT, {"victim"}) == 0.0
+    failed = prober_with([answer(90, True, "survivor"), answer(103, False, "timeout"),
+                          answer(109, True, "survivor")])
+    assert failed.first_survivor_answer("vip", FAULT, {"victim"}) == 9.0
+    never = prober_with([answer(90, True, "survivor"), answer(103, False, "timeout")])
+    assert never.first_survivor_answer("vip", FAULT, {"victim"}) is None
+
+
+def test_a_drill_waits_for_a_server_asked_for_again_after_an_error():
+    answering = [{"probe": "api", "api": "keystone", "t": FAULT + i, "ok": True, "seconds": 0.1}
+                 for i in range(RECOVERY_CALLS)]
+    asked_again = [server("before", 99.0, "requested"), server("fault", 108.0, "ACTIVE"),
+                   server("before", 160.0, "ERROR")]
+    prober = prober_with(answering + asked_again)
+    prober.apis = ["keystone"]
+    assert not prober.apis_settled(FAULT)
+    prober.events.append(server("before", 175.0, "ACTIVE"))
+    assert prober.apis_settled(FAULT)
+    assert server_figures(prober.events, FAULT) == (8.0, 0)
