@@ -45,6 +45,29 @@ def simulate(cib: Path, out: Path, *events: str) -> ClusterView:
     return parse_crm_mon(status.stdout)
 
 
+def transition_inputs(cib: Path, graph: Path, *events: str) -> dict[str, set[str]]:
+    """The scheduler's transition for `cib` with the given events (crm_simulate --save-graph):
+    every action's key -> the keys of every action it waits for, directly or through others."""
+    run(["crm_simulate", "--xml-file", str(cib), "--simulate", "--quorum", "1", *events,
+         "--save-graph", str(graph)])
+    direct: dict[str, set[str]] = {}
+    for synapse in ET.parse(graph).getroot().iter("synapse"):
+        (action,) = [a for a in synapse.find("action_set")]
+        inputs = synapse.find("inputs")
+        direct[action.get("operation_key")] = {
+            a.get("operation_key") for trigger in (inputs if inputs is not None else [])
+            for a in trigger}
+    closed: dict[str, set[str]] = {}
+
+    def waits_for(key: str) -> set[str]:
+        if key not in closed:
+            closed[key] = set()
+            for before in direct.get(key, ()):
+                closed[key] |= {before} | waits_for(before)
+        return closed[key]
+    return {key: waits_for(key) for key in direct}
+
+
 def start_failures_fatal(cib: Path) -> None:
     """Raise every start's fail count in `cib` to INFINITY, as the controller records a failed
     start (start-failure-is-fatal, the default); crm_simulate's --op-inject counts one."""

@@ -48,12 +48,13 @@ def built(request, tmp_path_factory):
 
 
 def group_members(settings) -> list[str]:
-    """The group in its order: glance-api (the stack installs it) right after the Filesystem
-    holding its image store."""
+    """The group in its order: MySQL right after the Filesystem holding its datadir (every API
+    waits for it; it waits for nothing else), then glance-api (the stack installs it: its image
+    store is on the Filesystem, and it needs the database), then the seed's broker."""
     glance = ["glance-api"] if settings.openstack.installs and settings.services["glance-api"] \
         else []
     broker = ["broker"] if settings.cluster.broker_layout == "group" else []
-    members = ["vip", "shared-fs", *glance, "mysql", *broker,
+    members = ["vip", "shared-fs", "mysql", *glance, *broker,
                *(s.name for s in settings.cluster.singletons)]
     if settings.cluster.haproxy_layout == "group":
         members.insert(1, "haproxy")
@@ -158,9 +159,9 @@ def test_fencing_off_disables_stonith_and_creates_no_device(tmp_path):
     assert 'name="stonith-enabled" value="false"' in text and 'class="stonith"' not in text
 
 
-def test_the_group_holds_the_shared_directory_then_glance_then_mysql(built):
-    """The Filesystem mounts cluster.sharedDir; glance-api (when the stack installs it) starts
-    right after it, before MySQL, whose datadir lies in it; MySQL runs its init file."""
+def test_the_group_holds_the_shared_directory_then_mysql_then_glance(built):
+    """The Filesystem mounts cluster.sharedDir; MySQL, whose datadir lies in it, starts right
+    after it, then glance-api (when the stack installs it); MySQL runs its init file."""
     settings, _, configured, _, _ = built
     root = ET.parse(configured).getroot()
     (group,) = root.iter("group")
@@ -173,8 +174,11 @@ def test_the_group_holds_the_shared_directory_then_glance_then_mysql(built):
                 if n.get("id", "").startswith(f"{resource}-instance_attributes")}
     assert params("shared-fs")["directory"] == settings.cluster.shared_dir
     assert params("mysql")["datadir"] == f"{settings.cluster.shared_dir}/mysql"
-    assert "--init-file=/etc/openstack-ha/mysql-init.sql" in \
-        params("mysql")["additional_parameters"]
+    mysqld = params("mysql")["additional_parameters"].split()
+    assert "--init-file=/etc/openstack-ha/mysql-init.sql" in mysqld
+    # A short crash recovery at the failover: a small redo log, flushed early.
+    assert "--innodb-log-file-size=16M" in mysqld
+    assert "--innodb-max-dirty-pages-pct-lwm=1" in mysqld
     if "glance-api" in order:
         (glance,) = [p for p in root.iter("primitive") if p.get("id") == "glance-api"]
         unit = openstack_packages.managed_units(settings)["glance-api"]
@@ -254,3 +258,18 @@ def test_switching_broker_layouts_converges(tmp_path):
     epoch = cib.epoch(switched)
     assert "nothing to push" in cib.apply_layout(tmp_path / "clone", switched).stderr
     assert cib.epoch(switched) == epoch
+
+
+def test_no_group_member_waits_for_a_clone_instance_to_start(built):
+    """The group starts beside running clone instances but never after a clone's start as a
+    whole: in a failover, that start includes the broker on the fenced node as it rejoins."""
+    settings, work, configured, _, _ = built
+    inputs = cib.transition_inputs(configured, work / "graph.xml",
+                                   *(f"--node-up={n.name}" for n in settings.controls))
+    clones = {id_ for clone in ET.parse(configured).getroot().iter("clone")
+              for id_ in (clone.get("id"), clone.find("primitive").get("id"))}
+    starts = {m: inputs.get(f"{m}_start_0") for m in group_members(settings)}
+    assert None not in starts.values(), sorted(inputs)
+    for member, waits in starts.items():
+        clone_actions = sorted(w for w in waits if w.rsplit("_", 2)[0] in clones)
+        assert not clone_actions, (member, clone_actions)

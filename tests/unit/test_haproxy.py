@@ -161,3 +161,25 @@ def test_web_served_apis_leave_the_vip_ports_before_haproxy_starts(dev_graph):
         # Before the install, which the layout (where Pacemaker starts HAProxy) waits for.
         assert listen.name in dev_graph.waits_for(dev_graph.named(f"{node.name}-haproxy-install"))
         assert f"{node.name}-haproxy-install" in layout
+
+
+def defaults(config: str) -> dict[str, str]:
+    """The `defaults` section: first word(s) -> the rest of the line."""
+    section = config.split("\ndefaults\n", 1)[1].split("\n\n", 1)[0]
+    lines = [line.strip() for line in section.splitlines() if not line.strip().startswith("#")]
+    return {" ".join(line.split()[:2]) if line.split()[0] in ("option", "timeout")
+            else line.split()[0]: line for line in lines}
+
+
+def test_a_dead_backend_costs_a_request_one_short_connect_and_is_marked_down_by_it():
+    """Every retry goes to another server (redispatch at each, not only at the last); a connect
+    gives up after a second; the first failed connection marks the server down for everyone and
+    cuts its sessions; two failed checks confirm it."""
+    found = defaults(haproxy_config(settings_for("dev")))
+    assert found["option redispatch"] == "option redispatch 1"
+    assert found["timeout connect"] == "timeout connect 1s"
+    server = found["default-server"].split()
+    assert " ".join(server[server.index("observe"):server.index("observe") + 6]) == \
+        "observe layer4 error-limit 1 on-error mark-down"
+    assert server[server.index("on-marked-down") + 1] == "shutdown-sessions"
+    assert int(server[server.index("fall") + 1]) <= 2
