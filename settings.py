@@ -136,7 +136,9 @@ class Network(Section):
 
 class Hypervisor(Section):
     name: Label = setting(doc="what `nodes[].hypervisor` calls this host")
-    uri: LibvirtUri = setting(doc="libvirt's URI of the host")
+    uri: LibvirtUri = setting(doc="libvirt's URI of the host (host keys are checked: "
+                              "`no_verify` and `known_hosts_verify` other than `normal` are "
+                              "refused)")
     fence_address: Optional[Host] = setting(
         None, "where the nodes reach the host's sshd for fencing (required for a remote host "
         "and with network.mode `bridge`)", shown="network.gateway")
@@ -293,6 +295,21 @@ class TcpKeepalive(Section):
     probes: int = setting(6, "unanswered probes that drop the connection", ge=1, le=127)
 
 
+# Where a mount hides what the node runs on: the file-system hierarchy's own directories, and
+# anything inside the system's trees.
+SYSTEM_DIRECTORIES = frozenset((
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
+    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var",
+    *(f"/var/{d}" for d in ("backups", "cache", "crash", "lib", "local", "lock", "log", "mail",
+                            "opt", "run", "spool", "tmp"))))
+SYSTEM_TREES = ("/bin/", "/boot/", "/dev/", "/etc/", "/lib/", "/lib32/", "/lib64/", "/libx32/",
+                "/proc/", "/run/", "/sbin/", "/sys/", "/usr/", "/var/log/", "/var/cache/")
+
+
+def covers_the_system(path: str) -> bool:
+    return path in SYSTEM_DIRECTORIES or path.startswith(SYSTEM_TREES)
+
+
 class Cluster(Section):
     name: Label = setting("osha", "the Pacemaker cluster's name")
     haproxy_layout: Literal[HAPROXY_LAYOUTS] = setting(
@@ -313,7 +330,8 @@ class Cluster(Section):
         ge=0, le=86400)
     shared_dir: Path = setting("/var/lib/openstack-ha", "where the shared disk is mounted, on one "
                                "node at a time: MySQL's datadir (`mysql/`) and glance's image "
-                               "store (`glance-images/`) lie in it")
+                               "store (`glance-images/`) lie in it; a directory of its own, not "
+                               "one of the system's (`/etc`, `/var/lib`, anything in `/usr`, ...)")
     singletons: Optional[ListOf[Singleton]] = setting(derived="per release and OS family",
                                                       doc="services run on exactly one node")
     tcp_keepalive: TcpKeepalive = setting(TcpKeepalive, "kernel keepalives against half-dead "
@@ -328,6 +346,13 @@ class Cluster(Section):
         80, "Pacemaker's `load-threshold`: above it the controller runs fewer actions at once "
         "and waits between them, delaying a failover by seconds; containers report the whole "
         "host's load, so raise it where nodes share a host", ge=1, le=10000)
+
+    @rule()
+    def _shared_dir_not_a_system_directory(self):
+        if covers_the_system(self.shared_dir):
+            yield "sharedDir", self.shared_dir, "a mount there would hide the system's own " \
+                "files on the node that holds the disk; choose a directory of its own such as " \
+                "/var/lib/openstack-ha or /srv/openstack-ha"
 
     mysql_datadir = property(lambda self: f"{self.shared_dir}/mysql")
     image_store = property(lambda self: f"{self.shared_dir}/glance-images")

@@ -101,16 +101,32 @@ def _split_uri(value: str, schemes: tuple[str, ...]) -> Optional[Any]:
     return None
 
 
+# libvirt's ssh transports skip the host's key with these (libvirt.org/uri.html): a key taken on
+# first use, or none at all.
+UNVERIFIED_HOST_KEYS = {"no_verify": "0", "known_hosts_verify": "normal"}
+
+
+def _query(parts) -> Optional[list[tuple[str, str]]]:
+    """A URI's query as (key, value) pairs; None when it is not a well-formed query."""
+    with suppress(ValueError):
+        return parse_qsl(parts.query, strict_parsing=True) if parts.query else []
+    return None
+
+
 def _libvirt_uri(value: str) -> Optional[str]:
     parts = _split_uri(value, ("qemu", "qemu+ssh"))
-    with suppress(ValueError):
-        query = parse_qsl(parts.query, strict_parsing=True) if parts and parts.query else []
-        if parts is None or parts.path not in ("/system", "/session") or any(
-                k not in URI_PARAMETERS or not re.fullmatch(r"[A-Za-z0-9_./:,@+-]*", v)
-                for k, v in query):
-            return None
-        if parts.scheme == "qemu":
-            return value if parts.netloc == "" else None
+    query = _query(parts) if parts else None
+    for key, given in query or []:
+        if UNVERIFIED_HOST_KEYS.get(key, given) != given:
+            raise invalid(f"`{key}` switches off the check of the host's key; put the host's key "
+                          "in known_hosts instead (no key is trusted on first use)")
+    if query is None or parts.path not in ("/system", "/session") or any(
+            k not in URI_PARAMETERS or not re.fullmatch(r"[A-Za-z0-9_./:,@+-]*", v)
+            for k, v in query):
+        return None
+    if parts.scheme == "qemu":
+        return value if parts.netloc == "" else None
+    with suppress(ValueError):  # .username and .hostname may raise
         user_ok = parts.username is None or re.fullmatch(USER, parts.username)
         return value if user_ok and is_host(parts.hostname or "") else None
     return None
@@ -121,7 +137,7 @@ def _image_source(value: str) -> Optional[str]:
         parts = _split_uri(value, ("http", "https"))
         ok = parts is not None and parts.username is None and is_host(parts.hostname or "")
         return value if ok else None
-    if not PATH.fullmatch(value):
+    if not is_path(value):
         return None
     if not os.path.isfile(value):
         raise invalid("the image file does not exist on this machine; give an existing path "
@@ -170,8 +186,16 @@ HostPort = typed(str, lambda v: v if _is_host_port(v) else None,
 UserName = pattern(USER, "a user name (a-z, 0-9, '_', '-'), at most 32")
 Word = pattern(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}", "a name of letters, digits and '_.@+-'")
 UnitName = pattern(r"[A-Za-z0-9][A-Za-z0-9:_.@-]{0,254}", "a systemd unit name")
-Path = typed(str, lambda v: v if PATH.fullmatch(v) else None,
-             "an absolute path of letters, digits and '._:@+,=%/-' (no whitespace or quotes)")
+def is_path(value: str) -> bool:
+    """An absolute path of safe characters in normal form: no `.` or `..` step, no `//`, no
+    trailing `/` (so one directory has one spelling)."""
+    return bool(PATH.fullmatch(value)) and not value.endswith("/") and all(
+        step not in ("", ".", "..") for step in value[1:].split("/"))
+
+
+Path = typed(str, lambda v: v if is_path(v) else None,
+             "an absolute path in normal form (no '.', '..', '//' or trailing '/') of letters, "
+             "digits and '._:@+,=%/-'")
 DevicePath = pattern(r"/dev/[A-Za-z0-9._:@+,=%/-]{1,4090}",
                      "a block device path under /dev/, such as /dev/disk/by-path/...")
 BridgeName = pattern(r"(?!\.\.?$)[A-Za-z0-9_.-]{1,15}", "an interface name such as br0")

@@ -122,6 +122,26 @@ MISTAKES = {
                              "cluster.sharedDir", "absolute path"),
     "root-as-the-shared-directory": (dev(cluster={"sharedDir": "/"}), "cluster.sharedDir",
                                      "absolute path"),
+    # The shared filesystem over the system's own files; one directory, one spelling.
+    "shared-directory-over-etc": (dev(cluster={"sharedDir": "/etc"}), "cluster.sharedDir",
+                                  "hide the system's own files"),
+    "shared-directory-over-var-lib": (dev(cluster={"sharedDir": "/var/lib"}),
+                                      "cluster.sharedDir", "hide the system's own files"),
+    "shared-directory-inside-usr": (dev(cluster={"sharedDir": "/usr/share/osha"}),
+                                    "cluster.sharedDir", "hide the system's own files"),
+    "dot-dot-in-a-path": (dev(cluster={"sharedDir": "/var/lib/osha/../../../etc"}),
+                          "cluster.sharedDir", "normal form"),
+    "double-slash-in-a-path": (dev(cluster={"sharedDir": "/var//lib/osha"}),
+                               "cluster.sharedDir", "normal form"),
+    "trailing-slash-in-a-path": (dev(keystone={"openrcFile": "/root/keystonerc_admin/"}),
+                                 "keystone.openrcFile", "normal form"),
+    # Nothing trusts a host key on first use, nor skips the check.
+    "libvirt-uri-without-host-key-check": (multihost(lambda r: r["hypervisors"][1].update(
+        uri=r["hypervisors"][1]["uri"] + "?no_verify=1")), "hypervisors[1].uri",
+        "switches off the check of the host's key"),
+    "libvirt-uri-trusting-new-host-keys": (multihost(lambda r: r["hypervisors"][1].update(
+        uri=r["hypervisors"][1]["uri"] + "?known_hosts_verify=auto")), "hypervisors[1].uri",
+        "no key is trusted on first use"),
     "unit-name": (dev(cluster={"singletons": [{"name": "agent", "unit": "agent; reboot"}]},
                       openstack=NO_INSTALL), "cluster.singletons[0].unit", "systemd unit name"),
     # A comment of the local authorize command, an entry of the nodes' address array.
