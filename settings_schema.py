@@ -331,10 +331,33 @@ def key_path(path: tuple) -> str:
     return "".join(steps).removeprefix(".")
 
 
+# A value is shown by its start only: enough to find it, never a whole pasted blob.
+SHOWN_CHARACTERS = 80
+# An unknown key named like a secret (a misspelt one, or any *password*, *secret*, *token*, *key*)
+# may hold one: its value is not shown.
+SECRET_WORDS = re.compile(r"pass|secret|token|key", re.IGNORECASE)
+
+
+def shown_value(value: Any, secret: bool = False) -> str:
+    if secret and value is not None:
+        return "[secret]"
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "..."
+
+
+def named_like_a_secret(key: Any, known: list[str], secret_keys: tuple[str, ...]) -> bool:
+    """Whether an unknown `key` is a secret's name, or the closest of the `known` keys and the
+    secrets' to it is a secret's (a misspelt one), or it names a password, secret, token or key."""
+    name = str(key)
+    closest = get_close_matches(name, [*known, *secret_keys], n=1)
+    return name in secret_keys or bool(SECRET_WORDS.search(name)) or (
+        bool(closest) and closest[0] in secret_keys)
+
+
 def line(project: str, path: tuple, value: Any, remedy: str, secret: bool = False) -> str:
-    """`<project>:<key.path>: <value> is invalid; <remedy>`; a secret value is never shown."""
-    shown = "[secret]" if secret and value is not None else repr(value)
-    return f"{project}:{key_path(path) or 'config'}: {shown} is invalid; {remedy}"
+    """`<project>:<key.path>: <value> is invalid; <remedy>`; a secret value is never shown, any
+    other by its start only."""
+    return f"{project}:{key_path(path) or 'config'}: {shown_value(value, secret)} is invalid; {remedy}"
 
 
 def describe(error: ValidationError, root: type, project: str,
@@ -352,8 +375,9 @@ def describe(error: ValidationError, root: type, project: str,
                       for p, v, r in ctx["problems"]]
         elif e["type"] == "extra_forbidden":
             known = keys_at(root, loc[:-1])
-            lines.append(one(loc, e["input"], "unknown key" + (
-                did_you_mean(loc[-1], known) or f"; known keys: {', '.join(known)}")))
+            lines.append(line(project, loc, e["input"], "unknown key" + (
+                did_you_mean(loc[-1], known) or f"; known keys: {', '.join(known)}"),
+                named_like_a_secret(loc[-1], known, secret_keys)))
         elif e["type"] == "literal_error":
             allowed = re.findall(r"'([^']*)'", ctx["expected"])
             lines.append(one(loc, e["input"], f"allowed: {', '.join(allowed)}"
@@ -377,8 +401,9 @@ def project_keys(config: dict[str, Any], project: str, root: type, namespaces: t
         if namespace == project and colon:
             raw[name] = value
         elif namespace not in namespaces or not colon:
-            shown = "[secret]" if (name or namespace) in secret_keys else repr(value)
-            problems.append(f"{key_name(key)}: {shown} is invalid; not a key of this stack "
+            value_shown = shown_value(value, named_like_a_secret(
+                name or namespace, [k.partition(":")[2] for k in known], secret_keys))
+            problems.append(f"{key_name(key)}: {value_shown} is invalid; not a key of this stack "
                             f"(its keys are {project}:<key>)" + did_you_mean(
                                 key if colon else f"{project}:{key}", known))
     return raw, problems

@@ -342,7 +342,7 @@ def read_stack_file(path: Path) -> dict[str, Any]:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         text = " ".join(str(getattr(error, "problem", None) or error).split())
-        raise fail((), where + text, "not valid YAML") from None
+        raise fail((), str(path), f"not valid YAML: {where}{text}") from None
     document = {} if document is None else document
     if not isinstance(document, dict):
         raise fail((), document, "expected a mapping with a `config:` key")

@@ -236,6 +236,11 @@ MISTAKES = {
     "control-character-in-a-password": (dev(brokerPassword=SECRET + "\x00"), "brokerPassword",
                                         "control character"),
     "empty-password": (dev(mysqlRootPassword=""), "mysqlRootPassword", "password"),
+    # A secret under a misspelt or unknown key named like one is not shown either.
+    "misspelt-secret-key": (dev(mysqlRootPasword=SECRET), "mysqlRootPasword",
+                            "did you mean `mysqlRootPassword`?"),
+    "unknown-key-named-like-a-secret": (dev(tls={"enabled": True, "keyPassword": SECRET}),
+                                        "tls.keyPassword", "unknown key"),
     "admin-key-not-a-key": (dev(adminSshPrivateKey=SECRET), "adminSshPrivateKey",
                             "OpenSSH private key"),
     # The key parser alone skips whatever stands around the key block.
@@ -254,6 +259,16 @@ def test_each_mistake_is_one_line_naming_key_and_remedy(name):
     assert line.startswith(f"openstack-ha:{key}: ") and " is invalid; " in line, line
     assert remedy in line and line.isprintable(), line
     assert SECRET not in line
+
+
+def test_a_value_is_shown_by_its_start_only():
+    """A long value pasted under a key (a certificate, a whole file) is shown by its first
+    characters, so the line stays short."""
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.parse(dev(vip="10.20.0.10" + "0" * 500), "dev")
+    (line,) = caught.value.problems
+    assert line.startswith("openstack-ha:vip: '10.20.0.10") and "..." in line
+    assert len(line) < 200, line
 
 
 def test_the_rows_are_valid_without_their_mistake():
