@@ -315,11 +315,14 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 class _StackFileLoader(yaml.SafeLoader):
-    """YAML as Pulumi reads a stack file: a key given twice is an error, not the last one wins."""
+    """YAML as Pulumi reads a stack file: a key given twice is an error, not the last one wins;
+    merge keys (`<<: *anchor`) merge, and a key given beside them overrides theirs."""
 
     def construct_mapping(self, node, deep=False):
         seen = []
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice",

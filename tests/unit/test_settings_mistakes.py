@@ -404,3 +404,20 @@ def test_a_bad_secret_stops_the_program_before_any_resource(engine_config):
         render.run_mocked(dev(haclusterPassword=SECRET + "\n"), "dev", monitor)
     assert "openstack-ha:haclusterPassword: [secret] is invalid" in str(caught.value)
     assert SECRET not in str(caught.value) and monitor.registrations == []
+
+
+def test_merge_keys_merge_as_pulumis_reader_merges_them(tmp_path):
+    """`<<: *anchor` (which Pulumi's YAML reader accepts) merges; a key beside it overrides the
+    merged one, and a key given twice is still refused."""
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text("config:\n  openstack-ha:cluster: &cluster {name: osha, stickiness: 100}\n"
+                    "  openstack-ha:fencing:\n    <<: {enabled: true, action: off}\n"
+                    "    action: reboot\n")
+    assert render.read_stack_file(path) == {
+        "openstack-ha:cluster": {"name": "osha", "stickiness": 100},
+        "openstack-ha:fencing": {"enabled": True, "action": "reboot"}}
+    path.write_text("config:\n  openstack-ha:fencing:\n    <<: {enabled: true}\n"
+                    "    action: reboot\n    action: off\n")
+    with pytest.raises(settings.SettingsError) as caught:
+        render.read_stack_file(path)
+    assert "given twice" in caught.value.problems[0]
