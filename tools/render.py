@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import pulumi  # noqa: E402
 import yaml  # noqa: E402
+from pydantic import TypeAdapter, ValidationError  # noqa: E402
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519  # noqa: E402
@@ -76,11 +77,31 @@ CLOUD_INIT_FILES = {"userData": "user-data", "metaData": "meta-data",
                     "networkConfig": "network-config"}
 
 
+RENDER_ENVIRONMENT = "OSHA_RENDER_"
+
+
 def secret_placeholder(name: str) -> str:
     """A secret's render value: OSHA_RENDER_<NAME> from the environment, or a placeholder."""
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-    env = "OSHA_RENDER_" + re.sub(r"[^A-Z0-9]", "_", words.upper())
+    env = RENDER_ENVIRONMENT + re.sub(r"[^A-Z0-9]", "_", words.upper())
     return os.environ.get(env, f"placeholder-{name}")
+
+
+def check_render_environment() -> None:
+    """Every OSHA_RENDER_* value is what its secret must be, as in a stack file: a password (the
+    admin's key is checked as the adminSshPrivateKey setting); SettingsError names the variable,
+    never its value."""
+    password = TypeAdapter(settings_schema.Password)
+    problems = []
+    for name, value in sorted(os.environ.items()):
+        if name.startswith(RENDER_ENVIRONMENT) and name != "OSHA_RENDER_ADMIN_SSH_PRIVATE_KEY":
+            try:
+                password.validate_python(value)
+            except ValidationError:
+                problems.append(f"{name}: [secret] is invalid; a password without newlines or "
+                                "other control characters")
+    if problems:
+        raise stack_settings.SettingsError(problems)
 
 
 def config_secret(stack: str, key: str) -> str:
@@ -464,6 +485,7 @@ def run_mocked(raw_config: dict[str, Any], stack: str,
 
 def run_program(raw_config: dict[str, Any], stack: str) -> Graph:
     """The program's resource graph for `raw_config`; a bad config raises SettingsError."""
+    check_render_environment()
     parsed = stack_settings.parse(raw_config, stack)
     monitor = run_mocked(raw_config, stack)
     given = {f"secrets/{k}": str(raw_config[k])

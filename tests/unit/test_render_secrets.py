@@ -155,3 +155,14 @@ def test_render_main_takes_a_secret_the_stack_file_lacks(tmp_path, monkeypatch, 
     assert render.main([*arguments, "--secret", "rhsmPassword"]) == 0
     seed = tmp_path / "o" / "secrets" / "ctl1-cloudinit" / "user-data"
     assert PASSWORDS["rhsmPassword"] in seed.read_text()
+
+
+def test_a_generated_secret_given_through_the_environment_is_checked_like_a_setting(
+        monkeypatch, capsys, tmp_path):
+    """OSHA_RENDER_<NAME> for a password the stack generates is refused with a newline in it,
+    naming the variable and never the value."""
+    monkeypatch.setenv("OSHA_RENDER_HACLUSTER_PASSWORD", "first line\n:>MARKER")
+    assert render.main(["--stack", "dev", "--out", str(tmp_path / "o")]) == 2
+    error = capsys.readouterr().err
+    assert "OSHA_RENDER_HACLUSTER_PASSWORD: [secret] is invalid; a password without newlines" \
+        in error and "MARKER" not in error
