@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-import yaml
+import data_schema
 
 DATA = Path(__file__).resolve().parent / "templates" / "packages" / "openstack.yaml"
 ROLES = ("control", "compute")
@@ -18,7 +18,7 @@ ROLES = ("control", "compute")
 
 @lru_cache(maxsize=None)
 def data() -> dict[str, Any]:
-    return yaml.safe_load(DATA.read_text())
+    return data_schema.load(data_schema.Packages, DATA)
 
 
 def releases(family: str, version: Optional[str]) -> tuple[str, ...]:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 import pulumi
-import yaml
 
+import data_schema
 import openstack_packages
 from catalogue import SERVICES, base_url, by_name, endpoints
 from components.node import ClusterNode
@@ -62,8 +62,8 @@ def merged(rows: Iterable[Restart]) -> list[Restart]:
 
 
 def load_rules() -> list[dict[str, Any]]:
-    """templates/repoint.yaml's files, with the shared edit lists flattened in."""
-    files = yaml.safe_load((TEMPLATES / "repoint.yaml").read_text())["files"]
+    """templates/repoint.yaml's files, with the shared edit lists flattened in (checked)."""
+    files = data_schema.load(data_schema.RepointRules, TEMPLATES / "repoint.yaml")["files"]
     for entry in files:
         flat = []
         for edit in entry["edits"]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Optional
 
-import yaml
+import data_schema
 
 import openstack_packages
 from catalogue import by_name
@@ -89,7 +89,7 @@ def key_name(repository: str, index: int) -> str:
 
 @lru_cache(maxsize=None)
 def _table() -> dict[str, Any]:
-    return yaml.safe_load(FILES.read_text())
+    return data_schema.load(data_schema.ConfigFiles, FILES)
 
 
 def l2_agent(settings: Settings) -> Optional[tuple[str, str, str]]:
