@@ -141,11 +141,15 @@ def test_broker_edits_follow_the_broker_and_tls():
     assert edits[("/etc/nova/nova.conf", "database", "connection")].query.startswith("ssl_ca=")
 
 
-def test_pacemaker_managed_units_restart_through_pacemaker(dev_graph):
-    s = dev_graph.settings
+@pytest.mark.parametrize("release,consoleauth", [("stein", True), (None, False)])
+def test_pacemaker_managed_units_restart_through_pacemaker(release, consoleauth):
+    """A repointed file read by a cluster-managed unit restarts it through Pacemaker, never with
+    systemctl: nova-consoleauth while the release ships it (up to stein), not after."""
+    overrides = {"release": release, "openstack": {"install": "none"}} if release else {}
+    s = render.run_program(stack_config("dev", **overrides), "dev").settings
     managed = {x.unit for x in s.cluster.singletons}
+    assert managed
     for restart in node_restarts(s, s.controls[0]):
         assert not managed & set(restart.units)
     nova = next(r for r in node_restarts(s, s.controls[0]) if r.path == "/etc/nova/nova.conf")
-    assert ("nova-consoleauth" in nova.resources) == any(
-        x.name == "nova-consoleauth" for x in s.cluster.singletons)
+    assert ("nova-consoleauth" in nova.resources) is consoleauth
