@@ -153,16 +153,34 @@ def test_drill_table_gives_median_and_max_and_counts_missing_figures():
         seconds = {c: 10.0 for c in drill.COLUMNS}
         seconds["vip"] = vip
         return drill.Failover(layout="clone", fault=fault, victim=victim, seconds=seconds,
-                              rows_acknowledged=5, rows_found=5, max_fs_mounts=1,
+                              rows_acknowledged=5, rows_found=4, max_fs_mounts=1,
                               max_vip_holders=1)
     results = [failover("ctl1", 4.0), failover("ctl2", 8.0), failover("ctl3", None),
                failover("ctl1", 3.0, fault="cut")]
     (destroy, cut) = drill.summary(results)
     assert destroy["vip"] == ((6.0, 8.0), 1)
     assert cut["vip"] == ((3.0, 3.0), 0)
-    assert destroy["rows"] == "15/15"
+    assert destroy["rows"] == "12/15"  # found/acknowledged
     text = drill.table(results)
     assert "6.0/8.0 (1 never)" in text and "3.0/3.0" in text
+    # The table's column is "rows acked/found".
+    destroy_row = text.splitlines()[2]
+    assert "15/12" in destroy_row and "12/15" not in destroy_row
+
+
+def test_every_apis_outage_is_tabled_per_fault_kind_with_its_failed_calls():
+    def failover(outage, failed, vip_holder=True):
+        return drill.Failover(layout="clone", fault="kill", victim="ctl1", vip_holder=vip_holder,
+                              apis={"keystone": {"outage": outage, "failed": failed}},
+                              server_active=20.0, servers_stuck=1 if outage is None else 0)
+    results = [failover(4.0, 3), failover(8.0, 5), failover(None, 40), failover(0.0, 0, False)]
+    header, lines = drill.api_rows(results)
+    assert header[:5] == ["profile", "layout", "fault", "n", "keystone"]
+    (holder, bystander) = lines
+    assert holder[2:5] == ["kill", "3", "6.0/8.0 (1 never) [48]"]
+    assert holder[-1] == "1"
+    assert bystander[2:5] == ["kill (no VIP)", "1", "0.0/0.0 [0]"]
+    assert "API outage" in drill.table(results)
 
 
 def test_drill_chart_draws_a_png(tmp_path):
