@@ -499,12 +499,16 @@ def probed_apis(results: list[Failover]) -> list[str]:
     return sorted({api for r in results for api in r.apis})
 
 
+def figure_cell(figures: Optional[tuple[float, float]], missing: int) -> str:
+    """`median/max` (`never` without any), with how many drills had no figure."""
+    cell = f"{figures[0]:.1f}/{figures[1]:.1f}" if figures else "never"
+    return cell + (f" ({missing} never)" if missing and figures else "")
+
+
 def median_max(values: list[Optional[float]]) -> str:
-    """`median/max` of the values present, with how many were missing ("never back")."""
     present = [v for v in values if v is not None]
-    cell = f"{statistics.median(present):.1f}/{max(present):.1f}" if present else "never"
-    missing = len(values) - len(present)
-    return cell + (f" ({missing} never)" if missing and present else "")
+    figures = (statistics.median(present), max(present)) if present else None
+    return figure_cell(figures, len(values) - len(present))
 
 
 def api_rows(results: list[Failover]) -> tuple[list[str], list[list[str]]]:
@@ -557,10 +561,7 @@ def rows(results: list[Failover]) -> tuple[list[str], list[list[str]]]:
     lines = []
     for row in summary(results):
         cells = [row["profile"], row["layout"], row["fault"], str(row["drills"])]
-        for column in columns:
-            figures, missing = row[column]
-            cell = f"{figures[0]:.1f}/{figures[1]:.1f}" if figures else "never"
-            cells.append(cell + (f" ({missing} never)" if missing and figures else ""))
+        cells += [figure_cell(*row[column]) for column in columns]
         found, acked = row["rows"].split("/")
         cells += [f"{acked}/{found}", str(row["max_fs_mounts"]), str(row["max_vip_holders"])]
         lines.append(cells)
