@@ -197,6 +197,7 @@ class Prober:
         self.config.flush()
         self.events: list[dict] = []
         self.started = time.monotonic()
+        self.stopped_at: Optional[float] = None
         self.process = subprocess.Popen(
             in_namespace(sys.executable, str(REPO / "lab" / "prober.py"), self.config.name),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -212,7 +213,11 @@ class Prober:
         self.process.stdin.flush()
 
     def calls(self, api: str) -> list[dict]:
-        return [e for e in self.events if e["probe"] == "api" and e["api"] == api]
+        """The API's calls in the order they started; once the drill stopped probing, only those
+        that had ended by then (a call still in flight at the stop is not a measurement)."""
+        calls = [e for e in self.events if e["probe"] == "api" and e["api"] == api
+                 and (self.stopped_at is None or e["t"] + e["seconds"] <= self.stopped_at)]
+        return sorted(calls, key=lambda e: e["t"])
 
     def api_figures(self, fault: float) -> dict[str, dict]:
         return {api: api_figures(self.calls(api), fault) for api in self.apis}
@@ -273,6 +278,7 @@ class Prober:
                            f"{ {n: self.current(n) for n in PROBED} }; APIs: {failing}")
 
     def stop(self) -> None:
+        self.stopped_at = time.monotonic()
         if self.process.poll() is None:
             self.process.stdin.close()
             try:

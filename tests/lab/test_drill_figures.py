@@ -92,6 +92,7 @@ def prober_with(events: list[dict]) -> Prober:
     """A prober's bookkeeping over given events (no process)."""
     prober = Prober.__new__(Prober)
     prober.events = events
+    prober.stopped_at = None
     return prober
 
 
@@ -126,3 +127,29 @@ def test_a_drill_waits_for_a_server_asked_for_again_after_an_error():
     prober.events.append(server("before", 175.0, "ACTIVE"))
     assert prober.apis_settled(FAULT)
     assert server_figures(prober.events, FAULT) == (8.0, 0)
+
+
+def test_a_call_in_flight_when_the_drill_stops_probing_is_not_counted():
+    """The drill stops once every API answers; a call that ends after that (cut short by the
+    stop, or still running) is not a measurement: it would read as an API never back."""
+    passing = [{"probe": "api", "api": "keystone", "t": FAULT + i, "ok": True, "seconds": 0.1}
+               for i in range(RECOVERY_CALLS)]
+    in_flight = {"probe": "api", "api": "keystone", "t": FAULT + 5.5, "ok": False, "seconds": 2.0}
+    prober = prober_with(passing + [in_flight])
+    prober.apis = ["keystone"]
+    prober.stopped_at = FAULT + 6.0
+    assert prober.api_figures(FAULT)["keystone"]["outage"] == 0.0
+    prober.stopped_at = FAULT + 8.0
+    assert prober.api_figures(FAULT)["keystone"]["outage"] is None
+
+
+def test_calls_count_in_the_order_they_started():
+    """The prober prints a call when it ends: a slow failed call printed after faster passing
+    ones still counts where it started."""
+    printed = [{"probe": "api", "api": "keystone", "t": FAULT + t, "ok": ok, "seconds": s}
+               for t, ok, s in [(1, True, 0.1), (3, True, 0.1), (2, False, 2.0), (4, True, 0.1),
+                                (5, True, 0.1), (6, True, 0.1), (7, True, 0.1)]]
+    prober = prober_with(printed)
+    assert [c["t"] - FAULT for c in prober.calls("keystone")] == [1, 2, 3, 4, 5, 6, 7]
+    prober.apis = ["keystone"]
+    assert prober.api_figures(FAULT)["keystone"]["outage"] == 3.0
