@@ -511,10 +511,15 @@ def figure_cell(figures: Optional[tuple[float, float]], missing: int) -> str:
     return cell + (f" ({missing} never)" if missing and figures else "")
 
 
-def median_max(values: list[Optional[float]]) -> str:
+def median_and_max(values: list[Optional[float]]) -> tuple[Optional[tuple[float, float]], int]:
+    """((median, max) of the values present, or None), how many were missing."""
     present = [v for v in values if v is not None]
     figures = (statistics.median(present), max(present)) if present else None
-    return figure_cell(figures, len(values) - len(present))
+    return figures, len(values) - len(present)
+
+
+def median_max(values: list[Optional[float]]) -> str:
+    return figure_cell(*median_and_max(values))
 
 
 def api_rows(results: list[Failover]) -> tuple[list[str], list[list[str]]]:
@@ -551,10 +556,7 @@ def summary(results: list[Failover]) -> list[dict]:
                "max_fs_mounts": max(m.max_fs_mounts for m in members),
                "max_vip_holders": max(m.max_vip_holders for m in members)}
         for column in measured(results):
-            values = [m.seconds.get(column) for m in members]
-            present = [v for v in values if v is not None]
-            row[column] = ((statistics.median(present), max(present)) if present else None,
-                           len(values) - len(present))
+            row[column] = median_and_max([m.seconds.get(column) for m in members])
         rows.append(row)
     return rows
 
