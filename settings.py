@@ -290,9 +290,11 @@ class Singleton(Section):
 
 
 class TcpKeepalive(Section):
-    time: int = setting(60, "idle seconds before the first probe", ge=1, le=32767)
-    intvl: int = setting(10, "seconds between probes", ge=1, le=32767)
-    probes: int = setting(6, "unanswered probes that drop the connection", ge=1, le=127)
+    # Short: a database or broker connection whose query went to the VIP's old holder as it
+    # died waits for the first probe, which the new holder answers with a reset.
+    time: int = setting(10, "idle seconds before the first probe", ge=1, le=32767)
+    intvl: int = setting(3, "seconds between probes", ge=1, le=32767)
+    probes: int = setting(3, "unanswered probes that drop the connection", ge=1, le=127)
 
 
 # Where a mount hides what the node runs on: the file-system hierarchy's own directories, and

@@ -34,6 +34,19 @@ KEY_INDEXES = (0, 1)
 # disabled, so a reboot before the bootstrap starts nothing.
 STARTED_MARKER = "/etc/openstack-ha/openstack.started"
 LOCK_PATHS = {"debian": "/var/lock/{}", "rhel": "/var/lib/{}/tmp"}
+# Bounds on what an API worker waits for. A request the VIP's old holder took as it died is
+# never answered, and nothing else ends the wait (these HTTP sockets have no keepalive): a
+# worker stuck on it holds its API down on that node (nova-api and neutron stayed down for
+# minutes after a holder was killed).
+CALL_BOUNDS = {
+    # keystonemiddleware's token check, per attempt; it tries again through the VIP 3 times.
+    "token_check_seconds": 10,
+    # A service's call to another one's API (nova to neutron, neutron to nova, ...).
+    "service_call_seconds": 30,
+    # uwsgi replaces a worker one request holds longer than this, whatever it waits on; above
+    # oslo.messaging's 60 s RPC timeout, which ends an API's own calls first.
+    "request_seconds": 90,
+}
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,7 @@ def context(settings: Settings, node: Node) -> dict[str, Any]:
         "region": s.keystone.region,
         "memcached": ",".join(memcached_servers(s)),
         "memcached_list": memcached_servers(s),
+        **CALL_BOUNDS,
         "workers": s.openstack.workers,
         "daemon_workers": s.openstack.daemon_workers,
         "shared_dir": s.cluster.shared_dir,
@@ -196,9 +210,12 @@ def _uwsgi_files(settings: Settings, values: dict) -> list[tuple[ConfigFile, tup
         processes = values["workers"] if api["workers"] == "api" else values["daemon_workers"]
         units = (api["unit"],)
         found.append((ConfigFile(api["ini"], "ini", render(
-            "openstack/uwsgi.ini.j2", processes=processes, threads=api["threads"]),
+            "openstack/uwsgi.ini.j2", processes=processes, threads=api["threads"],
+            request_seconds=values["request_seconds"]),
             # nova-api-metadata's ini sets processes twice: one merge would change only one.
-            delete=(("uwsgi", "processes"), ("uwsgi", "threads"))), units))
+            # Every key goes and comes back, in the fragment's order on each run.
+            delete=(("uwsgi", "processes"), ("uwsgi", "threads"), ("uwsgi", "harakiri"))),
+            units))
         found.append((ConfigFile(f"/etc/default/{api['name']}", "shell", render(
             "openstack/uwsgi-default.j2", node_ip=values["node_ip"],
             port=by_name(service).port, ini=api["ini"])), units))

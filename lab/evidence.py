@@ -2,8 +2,9 @@
 
 `cluster_report` is the short text an error carries (crm_mon with inactive resources, fail
 counts and node attributes; every constraint); `save` writes it with the allocation scores,
-each running node's journal and Pacemaker log into one directory under the lab's artifacts
-directory (OSHA_LAB_ARTIFACTS, printed by CI), beside the replay's step logs (`replay-logs/`).
+each running node's journal, Pacemaker log, OpenStack logs and sockets into one directory under
+the lab's artifacts directory (OSHA_LAB_ARTIFACTS, printed by CI), beside the replay's step logs
+(`replay-logs/`).
 """
 from __future__ import annotations
 
@@ -21,9 +22,16 @@ CLUSTER_VIEW = {
 }
 # Why the scheduler places what where (long: saved, not printed).
 SCORES = {"allocation scores": "crm_simulate -L -s"}
+OPENSTACK_LOG_DIRS = ("keystone", "nova", "neutron", "glance", "cinder", "heat", "placement",
+                      "rabbitmq", "apache2")
 NODE_LOGS = {
     "journal.txt": "journalctl -b --no-pager -o short-precise",
     "pacemaker.log": "tail -c 20000000 /var/log/pacemaker/pacemaker.log",
+    # What the services themselves said, and every socket with its timers: an API that hangs
+    # shows here what its workers wait on.
+    "openstack.log": "for f in " + " ".join(f"/var/log/{d}/*.log" for d in OPENSTACK_LOG_DIRS)
+                     + '; do [ -f "$f" ] || continue; echo "=== $f"; tail -c 2000000 "$f"; done',
+    "sockets.txt": "ss -tanpoi",
 }
 
 

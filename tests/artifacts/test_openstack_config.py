@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from components.node import ROOT_PROLOGUE
-from components.openstack_config import PLACEHOLDER, node_plan
+from components.openstack_config import CALL_BOUNDS, PLACEHOLDER, node_plan
 from tests.conftest import stack_config
 from tools import render
 
@@ -252,6 +252,31 @@ def test_a_control_node_gets_what_the_recipe_measured(debian, defaults, tmp_path
     settings_file = node.root / "etc/openstack-dashboard/local_settings.d/_9000_openstack_ha.py"
     assert f'SECRET_KEY = "{node.values["SECRET_horizon_secret_key"]}"' in \
         settings_file.read_text()
+
+
+@pytest.mark.parametrize("name", ["ctl1", "cmp1"])
+def test_every_call_an_api_worker_makes_is_bounded(debian, defaults, name, tmp_path):
+    """A request the VIP's old holder took as it died is never answered: every section a
+    service calls another one from has a timeout, every token check too, and uwsgi replaces a
+    worker held past its bound."""
+    node = Node(debian, name, defaults, tmp_path)
+    node.install()
+    bounded = 0
+    for config in node_plan(node.graph.settings, node.spec).files:
+        keys = fragment_keys(node.fill(config.text))
+        # keystonemiddleware's section, and each client section nova, neutron and cinder set.
+        for section in sorted({s for s, _, _ in keys} & {"keystone_authtoken", "placement",
+                                                          "neutron", "nova", "glance", "cinder"}):
+            option = "http_connect_timeout" if section == "keystone_authtoken" else "timeout"
+            expected = CALL_BOUNDS["token_check_seconds" if section == "keystone_authtoken"
+                                   else "service_call_seconds"]
+            assert node.get(config.path, section, option) == str(expected), (config.path, section)
+            bounded += 1
+        if config.path.endswith("-uwsgi.ini"):
+            assert node.get(config.path, "uwsgi", "harakiri") == \
+                str(CALL_BOUNDS["request_seconds"]), config.path
+            bounded += 1
+    assert bounded >= (20 if name == "ctl1" else 4)
 
 
 def test_a_changed_file_restarts_only_its_readers_and_cluster_units_through_pacemaker(

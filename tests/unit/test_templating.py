@@ -161,3 +161,11 @@ def test_no_shell_template_puts_a_value_where_quoting_cannot_protect_it(template
     source = (TEMPLATES / template).read_text()
     assert expression_contexts(source) == []
     assert "shquote" not in source and "| safe" not in source
+
+
+@pytest.mark.parametrize("template", sorted(str(p.relative_to(TEMPLATES))
+                                            for p in TEMPLATES.rglob("*.j2")))
+def test_no_template_writes_a_comment_meant_for_jinja_into_its_output(template):
+    """Comments are `{## ##}` here (shell has `${#`): a `{# #}` one would land in the file."""
+    rendered_comment = re.compile(r"(?<![$#{]){#(?!#)")
+    assert not rendered_comment.search((TEMPLATES / template).read_text())
