@@ -75,3 +75,40 @@ def test_a_node_already_in_maintenance_stays_in_it(tmp_path):
     rc, calls = restart(tmp_path, "clone", maintenance="true")
     assert rc == 0 and calls == ["crm_attribute --node ctl1 --name maintenance --query --quiet",
                                  "systemctl try-restart rabbitmq-server.service"]
+
+
+def try_restart(tmp_path, systemctl: str) -> tuple[int, list[str]]:
+    """try_restart against a stub systemctl (`systemctl` is its body)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "systemctl").write_text(f'#!/bin/bash\necho "systemctl $*" >> "$OSHA_TEST_LOG"\n'
+                                       f"{systemctl}\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    log = tmp_path / "log"
+    log.write_text("")
+    script = "set -euo pipefail\n" + render("restart-here.sh.j2") + "try_restart unit.service\n"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+                                 "OSHA_TEST_LOG": str(log), "OSHA_STATE": str(tmp_path / "n")})
+    return result.returncode, log.read_text().splitlines()
+
+
+# A unit whose start fails once, then runs after its restart policy's second try.
+FAILS_ONCE = ('case $1 in try-restart) exit 1;; show) echo "$OSHA_RESTART";;\n'
+              '  is-active) n=$(cat "$OSHA_STATE" 2>/dev/null || echo 0); echo $((n + 1)) '
+              '> "$OSHA_STATE"; [ "$n" -ge 2 ];; esac')
+
+
+def test_a_unit_whose_start_fails_once_is_done_when_its_restart_policy_runs_it(tmp_path):
+    rc, calls = try_restart(tmp_path, FAILS_ONCE.replace("$OSHA_RESTART", "on-failure"))
+    assert rc == 0
+    assert calls.count("systemctl is-active --quiet unit.service") == 3
+
+
+def test_a_failed_start_without_a_restart_policy_fails_at_once(tmp_path):
+    rc, calls = try_restart(tmp_path, FAILS_ONCE.replace("$OSHA_RESTART", "no"))
+    assert rc == 1 and not [c for c in calls if "is-active" in c]
+
+
+def test_a_unit_that_restarts_cleanly_is_not_waited_for(tmp_path):
+    assert try_restart(tmp_path, "exit 0") == (0, ["systemctl try-restart unit.service"])
