@@ -198,6 +198,8 @@ class Prober:
         self.events: list[dict] = []
         self.started = time.monotonic()
         self.stopped_at: Optional[float] = None
+        # The events the drill judged every API settled on: its figures are taken from them.
+        self.judged: Optional[list[dict]] = None
         self.process = subprocess.Popen(
             in_namespace(sys.executable, str(REPO / "lab" / "prober.py"), self.config.name),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -212,30 +214,40 @@ class Prober:
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
 
-    def calls(self, api: str) -> list[dict]:
-        """The API's calls in the order they started; once the drill stopped probing, only those
-        that had ended by then (a call still in flight at the stop is not a measurement)."""
-        calls = [e for e in self.events if e["probe"] == "api" and e["api"] == api
+    def calls(self, api: str, events: Optional[list[dict]] = None) -> list[dict]:
+        """The API's calls among `events` (all so far) in the order they started; once the drill
+        stopped probing, only those that had ended by then (a call still in flight at the stop
+        is not a measurement)."""
+        calls = [e for e in (self.events if events is None else events)
+                 if e["probe"] == "api" and e["api"] == api
                  and (self.stopped_at is None or e["t"] + e["seconds"] <= self.stopped_at)]
         return sorted(calls, key=lambda e: e["t"])
 
     def api_figures(self, fault: float) -> dict[str, dict]:
-        return {api: api_figures(self.calls(api), fault) for api in self.apis}
+        """Per API, the figures of the calls the drill judged on (a call that ended between
+        that judgement and the stop would otherwise read as an API never back)."""
+        return {api: api_figures(self.calls(api, self.judged), fault) for api in self.apis}
 
-    def answering(self, api: str, since: float = 0.0) -> bool:
+    def answering(self, api: str, since: float = 0.0,
+                  events: Optional[list[dict]] = None) -> bool:
         """The API's last RECOVERY_CALLS calls since `since` all passed."""
-        last = [c for c in self.calls(api) if c["t"] >= since][-RECOVERY_CALLS:]
+        last = [c for c in self.calls(api, events) if c["t"] >= since][-RECOVERY_CALLS:]
         return len(last) == RECOVERY_CALLS and all(c["ok"] for c in last)
 
     def apis_settled(self, fault: float) -> bool:
-        """Every API answering again after the fault, and the servers final."""
-        if not all(self.answering(api, fault) for api in self.apis):
+        """Every API answering again after the fault, and the servers final; when they are,
+        the events this was judged on are kept for the figures."""
+        events = list(self.events)
+        if not all(self.answering(api, fault, events) for api in self.apis):
             return False
-        last = {e["phase"]: e["status"] for e in self.events if e["probe"] == "server"}
+        last = {e["phase"]: e["status"] for e in events if e["probe"] == "server"}
         # A server in ERROR is asked for again: its phase is over at ACTIVE, or at the prober's
         # deadline (the status it reached then).
-        return not self.apis or ("fault" in last and
-                                 all(s not in ("requested", "ERROR") for s in last.values()))
+        settled = not self.apis or ("fault" in last and
+                                    all(s not in ("requested", "ERROR") for s in last.values()))
+        if settled:
+            self.judged = events
+        return settled
 
     def request_server_in_flight(self, seconds: float = 90) -> None:
         """A server asked for now (nova took it), still building when the fault comes."""

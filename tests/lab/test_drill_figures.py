@@ -93,6 +93,7 @@ def prober_with(events: list[dict]) -> Prober:
     prober = Prober.__new__(Prober)
     prober.events = events
     prober.stopped_at = None
+    prober.judged = None
     return prober
 
 
@@ -141,6 +142,21 @@ def test_a_call_in_flight_when_the_drill_stops_probing_is_not_counted():
     assert prober.api_figures(FAULT)["keystone"]["outage"] == 0.0
     prober.stopped_at = FAULT + 8.0
     assert prober.api_figures(FAULT)["keystone"]["outage"] is None
+
+
+def test_a_call_that_ends_after_the_drill_judged_every_api_back_is_not_counted():
+    """The drill judges every API back, then stops the prober: a call in flight at the judgement
+    that fails before the stop is not among what was judged (CI read keystone as never back)."""
+    failed = {"probe": "api", "api": "keystone", "t": FAULT + 1, "ok": False, "seconds": 0.5}
+    passing = [{"probe": "api", "api": "keystone", "t": FAULT + 2 + i, "ok": True, "seconds": 0.1}
+               for i in range(RECOVERY_CALLS)]
+    prober = prober_with([failed, *passing, server("fault", FAULT + 4, "ACTIVE")])
+    prober.apis = ["keystone"]
+    assert prober.apis_settled(FAULT)
+    prober.events.append({"probe": "api", "api": "keystone", "t": FAULT + 5.5, "ok": False,
+                          "seconds": 3.0})
+    prober.stopped_at = FAULT + 9.0
+    assert prober.api_figures(FAULT)["keystone"]["outage"] == 2.0
 
 
 def test_calls_count_in_the_order_they_started():
