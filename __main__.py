@@ -16,6 +16,7 @@ from components.node import ClusterNode, ClusterNodeArgs
 from components.openstack import (OpenStackBootstrap, OpenStackBootstrapArgs, OpenStackInstall,
                                   OpenStackInstallArgs, OpenStackSecrets, OpenStackSecretsArgs,
                                   admin_openrc, dashboard_url)
+from components.rolling_restart import RollingRestart, RollingRestartArgs
 from components.shared_disk import SharedDisk, SharedDiskArgs
 from components.stack_facts import StackFacts, StackFactsArgs
 from components.tls import StackTls, StackTlsArgs
@@ -65,6 +66,11 @@ started = openstack_bootstrap.started if openstack_bootstrap else []
 endpoints = Endpoints("endpoints", EndpointsArgs(
     settings, controls, computes, [cluster_resources, *haproxy.installed, *started],
     credentials.keystone_admin_password))
+# What the install or the repoint changed under running services restarts one node at a time,
+# each drained from HAProxy first.
+RollingRestart("rolling-restart", RollingRestartArgs(
+    settings, controls + computes, endpoints.repointed,
+    openstack_install.installed if openstack_install else {}))
 # What the policy pack in policy/ checks the resources against.
 StackFacts("facts", StackFactsArgs(settings, controls, shared_disk,
                                    cluster_resources.layout))

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
 import pulumi
+import pulumi_command as command
 
 import data_schema
 import openstack_packages
 from catalogue import SERVICES, base_url, by_name, endpoints
 from components.node import ClusterNode
+from components.rolling_restart import PENDING_RESTARTS
 from components.templating import TEMPLATES, render
 from components.tls import CA_FILE
 from settings import Node, Settings
@@ -137,23 +139,26 @@ class EndpointsArgs:
 
 
 class Endpoints(pulumi.ComponentResource):
-    """`repointed` lists each node's repoint step; `keystone` is the one catalogue step."""
+    """`repointed`: each node's repoint step, by node name; `keystone`: the one catalogue step."""
 
     def __init__(self, name: str, args: EndpointsArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("openstack-ha:index:Endpoints", name, None, opts)
         s = args.settings
-        self.repointed = []
+        self.repointed: dict[str, command.remote.Command] = {}
         for node in args.controls + args.computes:
             context = dict(settings=s, node=node.spec, edits=node_edits(s, node.spec),
                            restarts=node_restarts(s, node.spec))
-            self.repointed.append(node.step(
+            # What the repoint changes restarts in the rolling restart; its undo (a destroy)
+            # restarts at once.
+            self.repointed[node.spec.name] = node.step(
                 f"{node.spec.name}-repoint", parent=self, depends_on=args.depends_on,
-                create=render("repoint.sh.j2", **context),
-                delete=render("repoint-undo.sh.j2", **context)))
+                create=render("repoint.sh.j2", pending_restarts=PENDING_RESTARTS, **context),
+                delete=render("repoint-undo.sh.j2", **context))
         first = args.controls[0]
         password = args.admin_password
         self.keystone = first.step(
-            "keystone-endpoints", parent=self, depends_on=[*args.depends_on, *self.repointed],
+            "keystone-endpoints", parent=self,
+            depends_on=[*args.depends_on, *self.repointed.values()],
             create=render("keystone-endpoints.sh.j2", settings=s, ca_file=CA_FILE,
                           auth_url=base_url(by_name("keystone"), s.vip_fqdn, s.tls_enabled)
                           + "/v3",

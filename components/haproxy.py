@@ -1,7 +1,9 @@
 """HAProxy on every control node: each enabled OpenStack API at the VIP, balanced over all nodes.
 
 The config is rendered once, copied to each node with CopyToRemote, checked with `haproxy -c`
-and installed; HAProxy (run by Pacemaker) reloads only when the installed file changed.
+and installed; HAProxy (run by Pacemaker) reloads only when the installed file changed. Each
+control node also runs HAProxy's agent (`<node>-haproxy-agent`), through which the rolling restart
+drains the node from every HAProxy (components/rolling_restart.py).
 """
 from __future__ import annotations
 
@@ -20,6 +22,12 @@ from settings import Settings
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
 STATS_SOCKET = "/var/lib/haproxy/stats"
 STATS_PORT = 8404
+# Each control node's HAProxy agent (templates/haproxy-agent.sh.j2): asked for a proxy, it answers
+# "drain" while the state file lists it (the rolling restart), "ready" otherwise.
+AGENT_PORT = 8405
+AGENT_STATE = "/run/openstack-ha/haproxy-agent"
+AGENT_PROGRAM = "/usr/local/lib/openstack-ha/haproxy-agent.py"
+AGENT_UNIT = "openstack-ha-haproxy-agent.service"
 
 
 def haproxy_config(settings: Settings) -> str:
@@ -29,7 +37,8 @@ def haproxy_config(settings: Settings) -> str:
         "haproxy.cfg.j2", settings=settings, services=services,
         nodes=settings.controls, tls_enabled=settings.tls_enabled,
         tls_services={s.name for s in services if uses_tls(s, settings.tls_enabled)},
-        cert_file=haproxy_cert_file, stats_socket=STATS_SOCKET, stats_port=STATS_PORT)
+        cert_file=haproxy_cert_file, stats_socket=STATS_SOCKET, stats_port=STATS_PORT,
+        agent_port=AGENT_PORT)
 
 
 def api_ports(settings: Settings) -> list[int]:
@@ -73,9 +82,15 @@ class Haproxy(pulumi.ComponentResource):
                 f"{node.spec.name}-api-listen", parent=self, depends_on=args.depends_on,
                 create=render("api-listen.sh.j2", node=node.spec, ports=api_ports(s)),
                 delete=render("api-listen-undo.sh.j2"))
+            agent_context = dict(node=node.spec, agent_port=AGENT_PORT, state_file=AGENT_STATE,
+                                 program=AGENT_PROGRAM, unit=AGENT_UNIT)
+            agent = node.step(
+                f"{node.spec.name}-haproxy-agent", parent=self,
+                create=render("haproxy-agent.sh.j2", **agent_context),
+                delete=render("haproxy-agent-remove.sh.j2", **agent_context))
             self.installed.append(node.step(
                 f"{node.spec.name}-haproxy-install", parent=self,
-                depends_on=[copy, listen, *args.depends_on],
+                depends_on=[copy, listen, agent, *args.depends_on],
                 create=render("haproxy-install.sh.j2", **context),
                 delete=render("haproxy-uninstall.sh.j2", **context)))
         self.register_outputs({"config_sha256": digest})

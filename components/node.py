@@ -9,6 +9,8 @@ import pulumi_command as command
 import pulumi_libvirt as libvirt
 import pulumi_tls as tls
 
+import openstack_packages
+from catalogue import SERVICES
 from components.credentials import Credentials
 from components.hypervisor import HypervisorSite
 from components.shared_disk import SharedDisk
@@ -172,3 +174,13 @@ class ClusterNode(pulumi.ComponentResource):
                                         delete_before_replace=kwargs.pop("delete_before_replace",
                                                                          False)),
             **kwargs)
+
+
+def node_apis(settings: Settings, node: Node) -> list[str]:
+    """address:port of every API this node serves itself (glance-api runs on one node only)."""
+    if node.role != "control":
+        return []
+    cluster_run = openstack_packages.cluster_units(settings.image.os_family, settings.services)
+    return [f"{node.ip}:{s.port}" for s in SERVICES
+            if settings.services.get(s.name) and s.name in openstack_packages.installable()
+            and s.name not in cluster_run]

@@ -24,9 +24,10 @@ import openstack_packages
 from catalogue import SERVICES, base_url, by_name, endpoints
 from components.credentials import Credentials, stdin_lines
 from components.endpoints import Restart, merged
-from components.node import ClusterNode
+from components.node import ClusterNode, node_apis
 from components.openstack_config import (KEY_INDEXES, KEY_REPOSITORIES, STARTED_MARKER, NodePlan,
                                          key_name, node_plan, repoint_edits)
+from components.rolling_restart import PENDING_RESTARTS
 from components.templating import render, shell_quote
 from components.tls import CA_FILE
 from settings import Node, Settings
@@ -111,7 +112,7 @@ def install_script(settings: Settings, node: Node, plan: NodePlan) -> str:
     edits, repoint = repoint_edits(settings, node)
     return render("openstack-install.sh.j2", settings=settings, node=node, plan=plan,
                   edits=edits, restarts=install_restarts(plan, repoint, settings),
-                  started_marker=STARTED_MARKER)
+                  pending_restarts=PENDING_RESTARTS, started_marker=STARTED_MARKER)
 
 
 class OpenStackInstall(pulumi.ComponentResource):
@@ -169,16 +170,6 @@ def bootstrap_secrets(settings: Settings) -> list[str]:
     return sorted(["mysql_root", "keystone_admin", *service_passwords(settings.services)])
 
 
-def node_apis(settings: Settings, node: Node) -> list[str]:
-    """address:port of every API this node serves itself (glance-api runs on one node only)."""
-    if node.role != "control":
-        return []
-    cluster_run = openstack_packages.cluster_units(settings.image.os_family, settings.services)
-    return [f"{node.ip}:{s.port}" for s in SERVICES
-            if settings.services.get(s.name) and s.name in openstack_packages.installable()
-            and s.name not in cluster_run]
-
-
 class OpenStackBootstrap(pulumi.ComponentResource):
     """`bootstrap`: the once-per-cluster step; `started`: every node's start step."""
 
@@ -200,13 +191,15 @@ class OpenStackBootstrap(pulumi.ComponentResource):
                 databases_plan=json.dumps(databases), catalogue_plan=json.dumps(catalogue),
                 keystone_units=keystone_units, identity_url=identity_url(s)),
             stdin=args.secrets.bundle(bootstrap_secrets(s)))
+        # One node after the other: started together, three nodes' services on a small
+        # machine outlasted systemd's start timeout.
         self.started: list[pulumi.Resource] = []
         for group in (args.controls, args.computes):
-            after = [self.bootstrap, *self.started]
             for node in group:
                 plan = args.install.plans[node.spec.name]
                 self.started.append(node.step(
-                    f"{node.spec.name}-openstack-start", parent=self, depends_on=after,
+                    f"{node.spec.name}-openstack-start", parent=self,
+                    depends_on=[self.bootstrap, *self.started[-1:]],
                     create=render("openstack-start.sh.j2", run_units=plan.run_units,
                                   idle_units=plan.idle_units, started_marker=STARTED_MARKER,
                                   apis=node_apis(s, node.spec))))

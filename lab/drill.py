@@ -452,6 +452,69 @@ def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "defaul
     return result
 
 
+# How a probed call failed: no answer within the prober's timeout (a slow answer), the
+# connection closed without an answer (also seen with no work under way), anything else (an
+# HTTP error, a refused connection: what a drain must prevent).
+FAILURE_KINDS = ("timeouts", "closed", "refused")
+
+
+def failure_kind(error: str) -> str:
+    if "timed out" in error or "Timeout" in error:
+        return "timeouts"
+    if "RemoteDisconnected" in error:
+        return "closed"
+    return "refused"
+
+
+@dataclass
+class PlannedWork:
+    """Planned work (a `pulumi up` that restarts services) with every API called throughout:
+    per API, its calls and failed calls while the work ran, by FAILURE_KINDS (with the first
+    errors)."""
+    scenario: str
+    layout: str
+    seconds: float
+    apis: dict[str, dict]
+    rows_acknowledged: int
+    rows_found: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_planned(lab, cloud: openstack.CloudChecks, scenario: str, work) -> PlannedWork:
+    """`work()` while the prober calls every API; what each API answered meanwhile."""
+    if cloud.kept is None:
+        # The prober's server probe needs the lab's flavor and image.
+        cloud.prepare()
+    prober = Prober(lab, next_row(lab), cloud)
+    try:
+        prober.wait_all_answering()
+        started = time.monotonic()
+        work()
+        ended = time.monotonic()
+    finally:
+        prober.stop()
+    prober.save(lab.artifacts / "planned" / f"{datetime.now():%H%M%S}-{scenario}.jsonl", started)
+    apis = {}
+    for api in prober.apis:
+        calls = [c for c in prober.calls(api) if started <= c["t"] <= ended]
+        failed = [c for c in calls if not c["ok"]]
+        kinds = [failure_kind(c.get("error", "")) for c in failed]
+        apis[api] = {"calls": len(calls), "failed": len(failed),
+                     **{kind: kinds.count(kind) for kind in FAILURE_KINDS},
+                     "errors": sorted({c.get("error", "") for c in failed})[:3]}
+    acknowledged = prober.acknowledged()
+    result = PlannedWork(scenario=scenario, layout=lab.settings.cluster.haproxy_layout,
+                         seconds=round(ended - started, 1), apis=apis,
+                         rows_acknowledged=len(acknowledged),
+                         rows_found=rows_present(lab, acknowledged))
+    print(f"planned {scenario} ({result.layout}, {result.seconds} s): failed calls "
+          f"{ {api: {k: a[k] for k in FAILURE_KINDS} for api, a in apis.items()} }",
+          file=sys.stderr, flush=True)
+    return result
+
+
 def next_row(lab) -> int:
     """The first row id no drill has used yet."""
     result = checks.mysql(lab.manifest["vip"], "SELECT COALESCE(MAX(id), 0) + 1 FROM writes;")
@@ -627,6 +690,16 @@ def report(results: list[Failover], path: Path, machine: str = "") -> str:
     path.write_text(json.dumps({"machine": machine, "drills": [r.as_dict() for r in results]},
                                indent=2) + "\n")
     return text
+
+
+def report_planned(results: list[PlannedWork], path: Path, machine: str = "") -> None:
+    """Prints each scenario's failed calls per API and writes them all as JSON to `path`."""
+    for r in results:
+        failed = ", ".join(f"{api} {a['failed']}/{a['calls']}" for api, a in sorted(r.apis.items()))
+        print(f"{r.scenario} ({r.layout}, {r.seconds} s), failed/calls: {failed}", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"machine": machine, "scenarios": [r.as_dict() for r in results]},
+                               indent=2) + "\n")
 
 
 def chart(results: list[Failover], path: Path, machine: str = "") -> None:

@@ -1,7 +1,10 @@
 """The rendered repoint scripts run with the real crudini on sample config files, twice.
 
 Each node's own create script runs unchanged in its test mode (OSHA_ROOT: files under a temp
-dir); systemctl and the Pacemaker tools are stand-ins that record what would restart.
+dir), followed by the node's rolling restart, as the engine runs them; systemctl and the Pacemaker
+tools are stand-ins that record what would restart, and python3 stands in for the rolling
+restart's HAProxy and API waits (no HAProxy at the VIP: nothing to drain; tests/artifacts/
+test_rolling_restart.py drains).
 """
 from __future__ import annotations
 
@@ -89,8 +92,10 @@ COMPUTE_FILES = ("/etc/nova/nova.conf", "/etc/neutron/neutron.conf")
 IMAGE_CARRIES = {"install": "none"}
 
 STUBS = {
-    # `systemctl cat` finds every unit; try-restart is recorded.
-    "systemctl": '#!/bin/bash\n[ "$1" = cat ] && exit 0\necho "systemctl $*" >> "$OSHA_TEST_LOG"\n',
+    # `systemctl cat` finds every unit, each runs; try-restart is recorded.
+    "systemctl": '#!/bin/bash\ncase $1 in cat|is-active) exit 0;; esac\n'
+                 'echo "systemctl $*" >> "$OSHA_TEST_LOG"\n',
+    "python3": "#!/bin/bash\nexit 0\n",
     "crm_node": "#!/bin/bash\necho ctl1\n",
     "crm_resource": '#!/bin/bash\nif [ "$1" = --locate ]; then\n'
                     '  echo "resource $3 is running on: ctl1"; exit 0\nfi\n'
@@ -106,6 +111,8 @@ class Node:
         self.settings = graph.settings
         self.create = step.inputs["create"].replace(ROOT_PROLOGUE, "")
         self.delete = step.inputs["delete"].replace(ROOT_PROLOGUE, "")
+        self.rolling_restart = graph.named(f"{name}-rolling-restart").inputs["create"].replace(
+            ROOT_PROLOGUE, "")
         self.root = base / name
         self.log = base / f"{name}.log"
         bin_dir = base / "bin"
@@ -121,11 +128,16 @@ class Node:
             target.write_text(SAMPLES[path])
 
     def run(self, script: str) -> tuple[str, list[str]]:
+        """`script`, then (after a create) the node's rolling restart: their output, and what
+        they would have restarted."""
         self.log.write_text("")
-        result = subprocess.run(["bash", "-c", script], env=self.env, capture_output=True,
-                                text=True, timeout=120)
-        assert result.returncode == 0, result.stdout + result.stderr
-        return result.stdout, self.log.read_text().splitlines()
+        output = ""
+        for text in (script, self.rolling_restart) if script == self.create else (script,):
+            result = subprocess.run(["bash", "-c", text], env=self.env, capture_output=True,
+                                    text=True, timeout=120)
+            assert result.returncode == 0, result.stdout + result.stderr
+            output += result.stdout
+        return output, self.log.read_text().splitlines()
 
     def get(self, path: str, section: str, key: str) -> str:
         return subprocess.run(["crudini", "--get", str(self.root / path.lstrip("/")), section, key],
@@ -188,7 +200,7 @@ def test_second_run_changes_nothing_and_restarts_nothing(graphs, stack, tmp_path
     output, second_log = node.run(node.create)
     assert node.digest() == after_first
     assert second_log == []
-    assert output.strip().endswith("changed:")
+    assert [line.strip() for line in output.splitlines()] == ["changed:", "nothing to restart"]
 
 
 def test_only_the_readers_of_a_changed_file_restart(graphs, tmp_path):

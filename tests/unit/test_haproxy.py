@@ -56,7 +56,8 @@ def test_every_enabled_service_balances_over_every_control_node(stack):
     for name in wanted:
         service = next(x for x in SERVICES if x.name == name)
         servers = [line for line in blocks[name] if line.startswith("server ")]
-        assert servers == [f"server {n.name} {n.ip}:{service.port} check" for n in s.controls]
+        assert servers == [f'server {n.name} {n.ip}:{service.port} check agent-send "{name}\\n"'
+                           for n in s.controls]
         assert any(line.startswith(f"bind {s.vip}:{service.port}") for line in blocks[name])
         has_http_check = f"option httpchk GET {service.check_path}" in blocks[name]
         assert has_http_check == (service.check_path is not None)

@@ -56,13 +56,14 @@ def test_bootstrap_once_after_the_layout_then_starts_then_repoint(debian):
     waits = set(debian.waits_for(bootstrap))
     assert {"cluster-layout", *(f"{n.name}-openstack-install" for n in s.nodes),
             *(f"{n.name}-haproxy-install" for n in s.controls)} <= waits
-    control_starts = {f"{n.name}-openstack-start" for n in s.controls}
-    for node in s.controls:
-        assert "openstack-bootstrap" in debian.waits_for(debian.named(f"{node.name}-openstack-start"))
-    for node in s.computes:
-        # nova-compute reports to conductors that already run.
-        assert control_starts <= set(debian.waits_for(debian.named(f"{node.name}-openstack-start")))
-    starts = control_starts | {f"{n.name}-openstack-start" for n in s.computes}
+    # One node after the other, control nodes first: nova-compute reports to conductors that
+    # already run.
+    order = [f"{n.name}-openstack-start" for n in [*s.controls, *s.computes]]
+    for index, start in enumerate(order):
+        waits = debian.waits_for(debian.named(start))
+        assert "openstack-bootstrap" in waits
+        assert {w for w in waits if w.endswith("-openstack-start")} == set(order[index - 1:index])
+    starts = set(order)
     for node in s.nodes:
         assert starts <= set(debian.waits_for(debian.named(f"{node.name}-repoint")))
     assert starts <= set(debian.waits_for(debian.named("keystone-endpoints")))

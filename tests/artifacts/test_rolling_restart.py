@@ -1,0 +1,248 @@
+"""The rendered rolling restart drains a node from a real HAProxy, through the node's rendered
+agent, before it restarts anything: a client calling the VIP all along sees no failed call.
+
+HAProxy runs with the stack's own `defaults` (checks, retries, the agent-check), in front of two
+backends on loopback addresses standing for ctl1 and ctl2; each answers slowly, so a restart that
+cuts a request under way fails the call. The restart of ctl1's unit is a stand-in `systemctl`
+that replaces ctl1's backend process.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from components.haproxy import haproxy_config
+from components.node import ROOT_PROLOGUE
+
+ADDRESSES = {"vip": "127.0.0.10", "ctl1": "127.0.0.11", "ctl2": "127.0.0.12"}
+API_PORT, FRONT_PORT, STATS_PORT = 18500, 18501, 18502
+# Every answer takes this long: a restart that cuts requests under way fails calls.
+ANSWER_SECONDS = 0.3
+
+BACKEND = """
+import http.server, socketserver, sys, time
+
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(%s)
+        body = sys.argv[1].encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+Server((sys.argv[2], int(sys.argv[3])), Slow).serve_forever()
+""" % ANSWER_SECONDS
+
+# try-restart of ctl1's unit: its backend process replaced (the restart cuts what it serves).
+SYSTEMCTL = """#!/bin/bash
+case $1 in
+  try-restart)
+    echo "systemctl $*" >>"$OSHA_TEST_LOG"
+    pid=$(cat "$OSHA_TEST_PIDFILE")
+    kill "$pid"
+    # Gone, or a zombie its parent (the test) has not reaped yet.
+    while [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status"; do sleep 0.05; done
+    setsid python3 "$OSHA_TEST_BACKEND" ctl1 "$OSHA_TEST_ADDRESS" "$OSHA_TEST_PORT" \\
+      </dev/null >/dev/null 2>&1 &
+    echo $! >"$OSHA_TEST_PIDFILE"
+    ;;
+esac
+"""
+
+
+def heredoc(script: str, marker: str) -> str:
+    """The text of the script's first quoted heredoc that ends at `marker`."""
+    return re.search(rf"<<'{marker}'\n(.*?)\n{marker}\n", script, re.S).group(1) + "\n"
+
+
+def haproxy_defaults(config: str) -> str:
+    """The stack's `defaults` section, as rendered."""
+    return re.search(r"^defaults\n(?:  .*\n|\n)*", config, re.M).group(0)
+
+
+def server_options(settings) -> str:
+    """The options of the stack's keystone servers, for this test's `api` proxy."""
+    options = re.search(r"^  server ctl1 \S+ (.*)$", haproxy_config(settings).split(
+        "\nlisten keystone\n")[1], re.M)[1]
+    return options.replace('"keystone\\n"', '"api\\n"')
+
+
+class Processes:
+    """Processes this test starts, each ended by its PID."""
+
+    def __init__(self):
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, *argv: str) -> subprocess.Popen:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        self.started.append(process)
+        return process
+
+    def end(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=10)
+
+
+def status_of(node: str) -> str:
+    with urllib.request.urlopen(f"http://{ADDRESSES['vip']}:{STATS_PORT}/;csv", timeout=2) as page:
+        for line in page.read().decode().splitlines():
+            fields = line.split(",")
+            if fields[:2] == ["api", node]:
+                return fields[17]
+    raise AssertionError(f"no row for {node}")
+
+
+def until(condition, seconds: float = 20) -> None:
+    """Waits for `condition` (a page that does not answer yet counts as not met)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, condition
+        time.sleep(0.1)
+
+
+class Client(threading.Thread):
+    """Calls the VIP without pause until stopped; keeps every failed call."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.calls, self.failed = 0, []
+        self.answered_by: set[str] = set()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.calls += 1
+            try:
+                with urllib.request.urlopen(f"http://{ADDRESSES['vip']}:{FRONT_PORT}/",
+                                            timeout=5) as answer:
+                    self.answered_by.add(answer.read().decode())
+            except OSError as error:
+                self.failed.append(repr(error))
+
+
+@pytest.fixture
+def cloud(dev_graph, tmp_path):
+    """HAProxy with the stack's defaults in front of ctl1 and ctl2, each with its agent."""
+    settings = dev_graph.settings
+    agent_program = tmp_path / "agent.py"
+    agent_program.write_text(heredoc(dev_graph.named("ctl1-haproxy-agent").inputs["create"],
+                                     "PY"))
+    backend = tmp_path / "backend.py"
+    backend.write_text(BACKEND)
+    root = tmp_path / "root"
+    processes = Processes()
+    try:
+        for node in ("ctl1", "ctl2"):
+            state = root / node / "run/openstack-ha/haproxy-agent"
+            processes.start(sys.executable, str(agent_program), ADDRESSES[node],
+                            str(re.search(r"agent-port (\d+)", haproxy_config(settings))[1]),
+                            str(state))
+            server = processes.start(sys.executable, str(backend), node, ADDRESSES[node],
+                                     str(API_PORT))
+            (tmp_path / f"backend-{node}.pid").write_text(str(server.pid))
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(
+            "global\n  maxconn 256\n\n" + haproxy_defaults(haproxy_config(settings))
+            + f"\nlisten stats\n  bind {ADDRESSES['vip']}:{STATS_PORT}\n  stats enable\n"
+            f"  stats uri /\n\nlisten api\n  bind {ADDRESSES['vip']}:{FRONT_PORT}\n"
+            "  option httpchk GET /\n  balance roundrobin\n"
+            + "".join(f"  server {n} {ADDRESSES[n]}:{API_PORT} {server_options(settings)}\n"
+                      for n in ("ctl1", "ctl2")))
+        processes.start("haproxy", "-db", "-f", str(config))
+        until(lambda: status_of("ctl1") == "UP" and status_of("ctl2") == "UP")
+        yield tmp_path, root
+    finally:
+        for node in ("ctl1", "ctl2"):
+            pid_file = tmp_path / f"backend-{node}.pid"
+            if pid_file.exists():
+                try:
+                    os.kill(int(pid_file.read_text()), signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        processes.end()
+
+
+def rolling_restart(dev_graph, tmp_path: Path, root: Path) -> subprocess.CompletedProcess:
+    """ctl1's rendered rolling restart, its HAProxy and API at this test's addresses."""
+    script = dev_graph.named("ctl1-rolling-restart").inputs["create"].replace(ROOT_PROLOGUE, "")
+    script = re.sub(r"^stats_url=.*$", f"stats_url='http://{ADDRESSES['vip']}:{STATS_PORT}/;csv'",
+                    script, count=1, flags=re.M)
+    script = re.sub(r"^apis=\(.*\)$", f"apis=({ADDRESSES['ctl1']}:{API_PORT})", script, count=1,
+                    flags=re.M)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(SYSTEMCTL)
+    (bin_dir / "systemctl").chmod(0o755)
+    env = {**os.environ, "OSHA_ROOT": str(root / "ctl1"), "OSHA_TEST_LOG": str(tmp_path / "log"),
+           "OSHA_TEST_BACKEND": str(tmp_path / "backend.py"),
+           "OSHA_TEST_PIDFILE": str(tmp_path / "backend-ctl1.pid"),
+           "OSHA_TEST_ADDRESS": ADDRESSES["ctl1"], "OSHA_TEST_PORT": str(API_PORT),
+           "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def pending(root: Path) -> Path:
+    return root / "ctl1/var/lib/openstack-ha/pending-restarts"
+
+
+def test_a_pending_restart_drains_the_node_first_and_no_call_fails(dev_graph, cloud):
+    tmp_path, root = cloud
+    pending(root).parent.mkdir(parents=True)
+    pending(root).write_text("unit nova-api\n")
+    # Several calls under way at any time, as a cloud's users make them.
+    clients = [Client() for _ in range(4)]
+    for client in clients:
+        client.start()
+    until(lambda: set().union(*(c.answered_by for c in clients)) == {"ctl1", "ctl2"})
+    result = rolling_restart(dev_graph, tmp_path, root)
+    for client in clients:
+        client.stop.set()
+        client.join(timeout=10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "drained ctl1 from: api" in result.stdout, result.stdout
+    assert (tmp_path / "log").read_text() == "systemctl try-restart nova-api.service\n"
+    calls, failed = sum(c.calls for c in clients), [f for c in clients for f in c.failed]
+    assert calls > 20 and failed == [], (calls, failed[:5])
+    # Done: the node serves again, nothing is left pending or drained.
+    assert status_of("ctl1") == "UP"
+    assert not pending(root).exists()
+    assert not (root / "ctl1/run/openstack-ha/haproxy-agent").exists()
+
+
+def test_nothing_pending_restarts_nothing_and_ends_a_drain_a_killed_run_left(dev_graph, cloud):
+    tmp_path, root = cloud
+    state = root / "ctl1/run/openstack-ha/haproxy-agent"
+    state.parent.mkdir(parents=True)
+    state.write_text("api\n")
+    until(lambda: status_of("ctl1") == "DRAIN (agent)")
+    result = rolling_restart(dev_graph, tmp_path, root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == "nothing to restart\n"
+    assert not (tmp_path / "log").exists()
+    until(lambda: status_of("ctl1") == "UP")
