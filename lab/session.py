@@ -32,8 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 STACK = "lab"
 SUBSTRATES = ("containers", "vms")
 # The stack's steps that repoint an OpenStack install (after its start steps; they find nothing
-# to change when the stack installed it).
-REPOINT_STEPS = ("-repoint", "keystone-endpoints")
+# to change when the stack installed it), and the rolling restarts that follow them.
+REPOINT_STEPS = ("-repoint", "keystone-endpoints", "-rolling-restart")
 
 
 def substrate_from_environment() -> str:
