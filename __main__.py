@@ -12,6 +12,7 @@ from components.endpoints import Endpoints, EndpointsArgs
 from components.fencing import Fencing, FencingArgs
 from components.haproxy import Haproxy, HaproxyArgs
 from components.hypervisor import HypervisorSite, HypervisorSiteArgs
+from components.maintenance import Maintenance, MaintenanceArgs
 from components.node import ClusterNode, ClusterNodeArgs
 from components.openstack import (OpenStackBootstrap, OpenStackBootstrapArgs, OpenStackInstall,
                                   OpenStackInstallArgs, OpenStackSecrets, OpenStackSecretsArgs,
@@ -68,9 +69,12 @@ endpoints = Endpoints("endpoints", EndpointsArgs(
     credentials.keystone_admin_password))
 # What the install or the repoint changed under running services restarts one node at a time,
 # each drained from HAProxy first.
-RollingRestart("rolling-restart", RollingRestartArgs(
+rolling_restart = RollingRestart("rolling-restart", RollingRestartArgs(
     settings, controls + computes, endpoints.repointed,
     openstack_install.installed if openstack_install else {}))
+# Control nodes in or out of maintenance, as the setting lists them.
+Maintenance("maintenance", MaintenanceArgs(settings, controls,
+                                           list(rolling_restart.restarted.values())))
 # What the policy pack in policy/ checks the resources against.
 StackFacts("facts", StackFactsArgs(settings, controls, shared_disk,
                                    cluster_resources.layout))

@@ -308,6 +308,11 @@ SYSTEM_TREES = ("/bin/", "/boot/", "/dev/", "/etc/", "/lib/", "/lib32/", "/lib64
                 "/proc/", "/run/", "/sbin/", "/sys/", "/usr/", "/var/log/", "/var/cache/")
 
 
+# Each node's own state (restarts left pending, maintenance): never on the shared disk, which
+# moves between nodes.
+NODE_STATE_DIR = "/var/lib/openstack-ha-node"
+
+
 def covers_the_system(path: str) -> bool:
     return path in SYSTEM_DIRECTORIES or path.startswith(SYSTEM_TREES)
 
@@ -355,6 +360,9 @@ class Cluster(Section):
             yield "sharedDir", self.shared_dir, "a mount there would hide the system's own " \
                 "files on the node that holds the disk; choose a directory of its own such as " \
                 "/var/lib/openstack-ha or /srv/openstack-ha"
+        elif self.shared_dir == NODE_STATE_DIR or self.shared_dir.startswith(NODE_STATE_DIR + "/"):
+            yield "sharedDir", self.shared_dir, f"{NODE_STATE_DIR} holds each node's own " \
+                "state, which must not move with the disk; choose another directory"
 
     mysql_datadir = property(lambda self: f"{self.shared_dir}/mysql")
     image_store = property(lambda self: f"{self.shared_dir}/glance-images")
@@ -532,6 +540,11 @@ class Settings(Section):
                                                    "nodes")
     acknowledge_hypervisor_majority: bool = setting(False, "allow a majority of control nodes on "
                                                     "one hypervisor (losing it loses quorum)")
+    maintenance: ListOf[Label] = setting(
+        (), "control nodes taken out to be patched or rebooted: drained from every HAProxy, "
+        "then in Pacemaker standby (the core group and the VIP move off); a node removed from "
+        "the list takes requests again once its APIs answer (README: Node maintenance)",
+        shown="none")
     vip_name: Label = setting("openstack", "the VIP's DNS name is `<vipName>.<network.domain>`")
     vip: Optional[IPv4] = setting(derived="`.10` of network.cidr", doc="the floating IP")
     shared_storage: SharedStorage = setting(SharedStorage, "MySQL's disk")
@@ -628,6 +641,26 @@ class Settings(Section):
                 "nodes on one hypervisor loses quorum with that host; spread them or set " \
                 "acknowledgeHypervisorMajority: true"
         return acknowledged
+
+    @rule("maintenance")
+    def _maintenance_keeps_the_cluster(cls, names: tuple, data: dict):
+        placed = _placed(data, "control_nodes")
+        if placed is None:
+            return names
+        controls = [n.name for n, _ in placed]
+        for index, name in enumerate(names):
+            if name not in controls:
+                yield ("maintenance", index), name, "is no control node (" + \
+                    ", ".join(controls) + ")"
+            elif names.index(name) < index:
+                yield ("maintenance", index), name, "is listed twice"
+        serving = len(controls) - len(set(names))
+        # Two nodes keep quorum with one (corosync's two_node); more need a majority serving.
+        if names and serving <= len(controls) // 2 and not (len(controls) == 2 and serving == 1):
+            yield "maintenance", list(names), f"leaves {serving} of {len(controls)} control " \
+                "nodes serving, without quorum or a node for the core group; take fewer " \
+                "nodes out at once"
+        return names
 
     @rule("vip")
     def _vip_stands_alone(cls, vip: Optional[IPv4Address], data: dict):

@@ -3,7 +3,8 @@
 The config is rendered once, copied to each node with CopyToRemote, checked with `haproxy -c`
 and installed; HAProxy (run by Pacemaker) reloads only when the installed file changed. Each
 control node also runs HAProxy's agent (`<node>-haproxy-agent`), through which the rolling restart
-drains the node from every HAProxy (components/rolling_restart.py).
+and maintenance drain the node from every HAProxy (components/rolling_restart.py,
+components/maintenance.py).
 """
 from __future__ import annotations
 
@@ -17,17 +18,24 @@ from catalogue import enabled, uses_tls
 from components.node import ClusterNode
 from components.templating import render
 from components.tls import haproxy_cert_file
-from settings import Settings
+from settings import NODE_STATE_DIR, Settings
 
 CONFIG_FILE = "/etc/haproxy/haproxy.cfg"
 STATS_SOCKET = "/var/lib/haproxy/stats"
 STATS_PORT = 8404
 # Each control node's HAProxy agent (templates/haproxy-agent.sh.j2): asked for a proxy, it answers
-# "drain" while the state file lists it (the rolling restart), "ready" otherwise.
+# "drain" while the state file lists it (the rolling restart) or the maintenance flag is there
+# (components/maintenance.py), "ready" otherwise.
 AGENT_PORT = 8405
 AGENT_STATE = "/run/openstack-ha/haproxy-agent"
+MAINTENANCE_FLAG = f"{NODE_STATE_DIR}/maintenance"
 AGENT_PROGRAM = "/usr/local/lib/openstack-ha/haproxy-agent.py"
 AGENT_UNIT = "openstack-ha-haproxy-agent.service"
+
+
+def stats_url(settings: Settings) -> str:
+    """HAProxy's stats at the VIP, as CSV: how every HAProxy sees each node's servers."""
+    return f"http://{settings.vip}:{STATS_PORT}/;csv"
 
 
 def haproxy_config(settings: Settings) -> str:
@@ -83,7 +91,8 @@ class Haproxy(pulumi.ComponentResource):
                 create=render("api-listen.sh.j2", node=node.spec, ports=api_ports(s)),
                 delete=render("api-listen-undo.sh.j2"))
             agent_context = dict(node=node.spec, agent_port=AGENT_PORT, state_file=AGENT_STATE,
-                                 program=AGENT_PROGRAM, unit=AGENT_UNIT)
+                                 maintenance_flag=MAINTENANCE_FLAG, program=AGENT_PROGRAM,
+                                 unit=AGENT_UNIT)
             agent = node.step(
                 f"{node.spec.name}-haproxy-agent", parent=self,
                 create=render("haproxy-agent.sh.j2", **agent_context),

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_command as command
 
-from components.haproxy import AGENT_STATE, STATS_PORT
+from components.haproxy import AGENT_STATE, stats_url
 from components.node import ClusterNode, node_apis
 from components.templating import render
-from settings import Settings
+from settings import NODE_STATE_DIR, Settings
 
-PENDING_RESTARTS = "/var/lib/openstack-ha/pending-restarts"
+PENDING_RESTARTS = f"{NODE_STATE_DIR}/pending-restarts"
 
 
 @dataclass
@@ -51,7 +51,6 @@ class RollingRestart(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions = None):
         super().__init__("openstack-ha:index:RollingRestart", name, None, opts)
         s = args.settings
-        stats_url = f"http://{s.vip}:{STATS_PORT}/;csv"
         self.restarted: dict[str, command.remote.Command] = {}
         previous: list[pulumi.Resource] = []
         for node in args.nodes:
@@ -63,7 +62,7 @@ class RollingRestart(pulumi.ComponentResource):
                 depends_on=[*steps, *previous], triggers=[trigger(steps)],
                 create=render("rolling-restart.sh.j2", node=node.spec,
                               apis=node_apis(s, node.spec), pending_restarts=PENDING_RESTARTS,
-                              state_file=AGENT_STATE, stats_url=stats_url))
+                              state_file=AGENT_STATE, stats_url=stats_url(s)))
             self.restarted[node.spec.name] = step
             previous = [step]
         self.register_outputs({"order": list(self.restarted)})

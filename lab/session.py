@@ -32,8 +32,9 @@ REPO = Path(__file__).resolve().parent.parent
 STACK = "lab"
 SUBSTRATES = ("containers", "vms")
 # The stack's steps that repoint an OpenStack install (after its start steps; they find nothing
-# to change when the stack installed it), and the rolling restarts that follow them.
-REPOINT_STEPS = ("-repoint", "keystone-endpoints", "-rolling-restart")
+# to change when the stack installed it), the rolling restarts that follow them and the nodes'
+# maintenance steps after those.
+REPOINT_STEPS = ("-repoint", "keystone-endpoints", "-rolling-restart", "-maintenance")
 
 
 def substrate_from_environment() -> str:
@@ -74,8 +75,12 @@ def profile_from_environment() -> str:
 
 
 def render_stack(out: Path, profile: str = "default", layout: str | None = None) -> Path:
-    """tools/render.py for the lab stack; the settings it used are kept beside the render."""
-    raw = stack_config(profile, layout)
+    """tools/render.py for the lab stack with a failover profile (and a HAProxy layout)."""
+    return render_settings(out, stack_config(profile, layout))
+
+
+def render_settings(out: Path, raw: dict) -> Path:
+    """tools/render.py for the lab stack with the settings `raw`, kept beside the render."""
     render.write(render.run_program(raw, STACK), out)
     (out / "settings.json").write_text(json.dumps(raw, indent=2) + "\n")
     return out

@@ -84,7 +84,7 @@ def _allowed(field: FieldInfo) -> str:
         low = next((m.ge for m in metadata if isinstance(m, Ge)), None)
         high = next((m.le for m in metadata if isinstance(m, Le)), None)
         return f"an integer from {low} to {high}" if high is not None else "an integer"
-    if typing.get_origin(inner) is list:
+    if typing.get_origin(inner) in (list, tuple):
         entry = _allowed(FieldInfo.from_annotation(typing.get_args(inner)[0]))
         least = next((m.min_length for m in metadata if isinstance(m, MinLen)), 0)
         return f"a list of {entry}" + (f" (at least {least})" if least else "")

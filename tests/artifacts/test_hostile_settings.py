@@ -238,12 +238,12 @@ def remote_iscsi() -> tuple[str, dict]:
 
 def debian_rbd() -> tuple[str, dict]:
     """debian: Debian's zed installed by the stack, RabbitMQ, TLS, the group layouts, Ceph RBD,
-    fence_xvm."""
+    fence_xvm, a node in maintenance."""
     raw = stack_config("debian", sharedStorage={"kind": "rbd", "filesystem": "ext4", "source": {
         "pool": "rbd", "image": "osha-mysql", "monitors": ["10.20.0.5:6789", "ceph2.lan"],
         "hostDevice": "/dev/rbd/rbd/osha-mysql"}},
         tls={"enabled": True}, storagePool="images", vip="10.20.0.10",
-        fencing={"agent": "fence_xvm"},
+        fencing={"agent": "fence_xvm"}, maintenance=["ctl2"],
         **{k: v for k, v in SECRETS.items() if k != "rhsmPassword"})
     raw["cluster"].update(haproxyLayout="group", brokerLayout="group")
     raw["network"]["gateway"] = "10.20.0.1"

@@ -50,7 +50,7 @@ STUBS = {
                  '  try-restart) [ -n "${OSHA_TEST_RUNNING:-}" ] || exit 0;; esac\n'
                  'echo "systemctl $*" >> "$OSHA_TEST_LOG"\n',
     # The rolling restart's HAProxy and API waits: no HAProxy at the VIP, nothing to drain
-    # (tests/artifacts/test_rolling_restart.py drains).
+    # (tests/artifacts/test_drain.py drains).
     "python3": "exit 0\n",
     "chown": 'echo "chown $*" >> "$OSHA_TEST_LOG"\n',
     "a2ensite": 'echo "a2ensite $*" >> "$OSHA_TEST_LOG"\n'
@@ -295,7 +295,7 @@ def test_a_changed_file_restarts_only_its_readers_and_cluster_units_through_pace
     output, _ = node.install(running=True)
     # The install leaves the restarts to the node's rolling restart, which does them.
     _, calls = node.run("ctl1-rolling-restart", running=True)
-    restarted = {c.split()[2] for c in calls if c.startswith("systemctl try-restart")}
+    restarted = {u for c in calls if c.startswith("systemctl try-restart") for u in c.split()[2:]}
     assert "nova-api.service" in restarted and "nova-conductor.service" in restarted
     assert not [u for u in restarted if not u.startswith("nova-")]
     # glance-api runs where Pacemaker put it: restarted through Pacemaker, never systemctl.

@@ -26,24 +26,28 @@ STUBS = {
 }
 
 
-def restart(tmp_path, layout: str, runs_on: str = "ctl1", maintenance: str = "",
-            systemctl_rc: int = 0, no_cluster: str = "") -> tuple[int, list[str]]:
+def run(tmp_path, stubs: dict[str, str], call: str, **env: str) -> tuple[int, list[str]]:
+    """`call` after restart-here.sh.j2, by bash with `stubs` (a tool's name: its body) first on
+    PATH; the return code and the lines the stubs logged to $OSHA_TEST_LOG."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    for tool, text in STUBS.items():
+    for tool, text in stubs.items():
         (bin_dir / tool).write_text(f"#!/bin/bash\n{text}\n")
         (bin_dir / tool).chmod(0o755)
     log = tmp_path / "log"
     log.write_text("")
-    script = "set -euo pipefail\n" + render("restart-here.sh.j2") + "restart_here broker\n"
+    script = "set -euo pipefail\n" + render("restart-here.sh.j2") + call + "\n"
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
-                                 "OSHA_TEST_LOG": str(log), "OSHA_RUNS_ON": runs_on,
-                                 "OSHA_CLONED": PRIMITIVES[layout],
-                                 "OSHA_MAINTENANCE": maintenance,
-                                 "OSHA_SYSTEMCTL_RC": str(systemctl_rc),
-                                 "OSHA_NO_CLUSTER": no_cluster})
+                                 "OSHA_TEST_LOG": str(log), **env})
     return result.returncode, log.read_text().splitlines()
+
+
+def restart(tmp_path, layout: str, runs_on: str = "ctl1", maintenance: str = "",
+            systemctl_rc: int = 0, no_cluster: str = "") -> tuple[int, list[str]]:
+    return run(tmp_path, STUBS, "restart_here broker", OSHA_RUNS_ON=runs_on,
+               OSHA_CLONED=PRIMITIVES[layout], OSHA_MAINTENANCE=maintenance,
+               OSHA_SYSTEMCTL_RC=str(systemctl_rc), OSHA_NO_CLUSTER=no_cluster)
 
 
 def test_a_grouped_resource_restarts_through_pacemaker(tmp_path):
@@ -77,20 +81,15 @@ def test_a_node_already_in_maintenance_stays_in_it(tmp_path):
                                  "systemctl try-restart rabbitmq-server.service"]
 
 
-def try_restart(tmp_path, systemctl: str) -> tuple[int, list[str]]:
-    """try_restart against a stub systemctl (`systemctl` is its body)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "systemctl").write_text(f'#!/bin/bash\necho "systemctl $*" >> "$OSHA_TEST_LOG"\n'
-                                       f"{systemctl}\n")
-    (bin_dir / "systemctl").chmod(0o755)
-    log = tmp_path / "log"
-    log.write_text("")
-    script = "set -euo pipefail\n" + render("restart-here.sh.j2") + "try_restart unit.service\n"
-    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
-                                 "OSHA_TEST_LOG": str(log), "OSHA_STATE": str(tmp_path / "n")})
-    return result.returncode, log.read_text().splitlines()
+LOGGED_SYSTEMCTL = 'echo "systemctl $*" >> "$OSHA_TEST_LOG"\n'
+
+
+def try_restart(tmp_path, systemctl: str, *units: str) -> tuple[int, list[str]]:
+    """try_restart of `units` (unit.service by default) against a stub systemctl (`systemctl` is
+    its body)."""
+    return run(tmp_path, {"systemctl": LOGGED_SYSTEMCTL + systemctl},
+               "try_restart " + " ".join(units or ("unit.service",)),
+               OSHA_STATE=str(tmp_path / "n"))
 
 
 # A unit whose start fails once, then runs after its restart policy's second try.
@@ -107,8 +106,33 @@ def test_a_unit_whose_start_fails_once_is_done_when_its_restart_policy_runs_it(t
 
 def test_a_failed_start_without_a_restart_policy_fails_at_once(tmp_path):
     rc, calls = try_restart(tmp_path, FAILS_ONCE.replace("$OSHA_RESTART", "no"))
-    assert rc == 1 and not [c for c in calls if "is-active" in c]
+    assert rc == 1 and calls.count("systemctl is-active --quiet unit.service") == 1
 
 
 def test_a_unit_that_restarts_cleanly_is_not_waited_for(tmp_path):
     assert try_restart(tmp_path, "exit 0") == (0, ["systemctl try-restart unit.service"])
+
+
+def test_units_restart_together_in_one_call(tmp_path):
+    assert try_restart(tmp_path, "exit 0", "a.service", "b.service") == (
+        0, ["systemctl try-restart a.service b.service"])
+
+
+# Of two units restarted together, a.service (no restart policy) runs again at once; b.service
+# fails its start, then runs after its restart policy's second try.
+ONE_OF_TWO_FAILS_ONCE = ('[ "$1 $3" = "is-active a.service" ] && exit 0\n'
+                         '[ "$1 ${!#}" = "show a.service" ] && { echo no; exit 0; }\n'
+                         + FAILS_ONCE.replace("$OSHA_RESTART", "on-failure"))
+
+
+def test_units_restarted_together_are_done_when_each_runs_whatever_its_restart_policy(tmp_path):
+    rc, calls = try_restart(tmp_path, ONE_OF_TWO_FAILS_ONCE, "a.service", "b.service")
+    assert rc == 0, calls
+    assert calls.count("systemctl is-active --quiet a.service") == 1
+    assert calls.count("systemctl is-active --quiet b.service") == 3
+
+
+def test_units_restarted_together_fail_when_one_never_runs(tmp_path):
+    rc, calls = try_restart(tmp_path, ONE_OF_TWO_FAILS_ONCE.replace("on-failure", "no"),
+                            "a.service", "b.service")
+    assert rc == 1, calls

@@ -127,14 +127,20 @@ def test_openstack_answers_at_the_vip(lab, cloud):
 
 
 def test_the_stacks_repoint_finds_nothing_to_change(lab, cloud):
-    """The install already wrote what the repoint writes, the bootstrap made the endpoints."""
+    """The install already wrote what the repoint writes, the bootstrap made the endpoints:
+    nothing to restart, and every control node serves (none is in maintenance)."""
     before = openstack.endpoint_ids(cloud.cloud)
     _, repoint_steps = lab.steps()
     results = lab.replayer().run("create", repoint_steps)
     assert {r.name for r in results} == set(repoint_steps)
     for result in results:
-        if result.name.endswith("-repoint"):
+        node, _, kind = result.name.partition("-")
+        if kind == "repoint":
             assert result.stdout.strip().splitlines()[-1].strip() == "changed:", result.stdout
+        elif kind == "rolling-restart":
+            assert result.stdout.strip() == "nothing to restart", result.stdout
+        elif kind == "maintenance":
+            assert result.stdout.startswith(f"{node} serves: "), result.stdout
         else:
             assert result.stdout.strip().endswith("0 endpoint(s) re-created"), result.stdout
     cloud.cloud.catalogue()

@@ -99,6 +99,21 @@ def test_even_control_count_needs_acknowledgement():
     assert len(acknowledged.controls) == 4
 
 
+@pytest.mark.parametrize("count, taken_out, refused", [
+    (3, ["ctl2"], False), (3, ["ctl1", "ctl2"], True), (5, ["ctl1", "ctl5"], False),
+    (5, ["ctl1", "ctl2", "ctl3"], True),
+    # Two nodes keep quorum with one (corosync's two_node), not with none.
+    (2, ["ctl1"], False), (2, ["ctl1", "ctl2"], True)])
+def test_maintenance_leaves_a_quorate_cluster_serving(count, taken_out, refused):
+    raw = stack_config("dev", controlNodes={"count": count}, maintenance=taken_out,
+                       acknowledgeEvenControlCount=count % 2 == 0)
+    if refused:
+        with pytest.raises(settings.SettingsError, match="without quorum"):
+            settings.parse(raw, "dev")
+    else:
+        assert settings.parse(raw, "dev").maintenance == tuple(taken_out)
+
+
 def test_memory_too_small():
     message = only_problem(controlSize={"memoryMib": 1024})
     assert message.startswith("openstack-ha:controlSize.memoryMib: 1024")

@@ -197,6 +197,17 @@ MISTAKES = {
                                         "controlSize.memoryMib", "needs at least 4096"),
     "install-settings-without-install": (dev(openstack={"install": "none", "workers": 4}),
                                          "openstack.workers", "with install packages only"),
+    "shared-directory-over-the-nodes-own-state": (
+        dev(cluster={"sharedDir": "/var/lib/openstack-ha-node"}), "cluster.sharedDir",
+        "each node's own state"),
+    # Maintenance: a control node, once, and never so many that the cluster stops.
+    "maintenance-of-an-unknown-node": (dev(maintenance=["ctl9"]), "maintenance[0]",
+                                       "is no control node (ctl1, ctl2, ctl3)"),
+    "maintenance-of-a-compute-node": (dev(computeNodes={"count": 1}, maintenance=["cmp1"]),
+                                      "maintenance[0]", "is no control node"),
+    "maintenance-twice": (dev(maintenance=["ctl2", "ctl2"]), "maintenance[1]", "listed twice"),
+    "maintenance-without-quorum": (dev(maintenance=["ctl1", "ctl3"]), "maintenance",
+                                   "without quorum or a node for the core group"),
     "broker-password-for-qpid": (dev(openstack=NO_INSTALL, cluster={"broker": "qpid"},
                                      brokerPassword=SECRET), "brokerPassword",
                                  "cluster.broker rabbitmq only"),

@@ -1,16 +1,18 @@
-"""The rendered rolling restart drains a node from a real HAProxy, through the node's rendered
-agent, before it restarts anything: a client calling the VIP all along sees no failed call.
+"""The rendered rolling restart and maintenance steps drain a node from a real HAProxy, through
+the node's rendered agent, before they restart or stop anything: a client calling the VIP all
+along sees no failed call.
 
 HAProxy runs with the stack's own `defaults` (checks, retries, the agent-check), in front of two
 backends on loopback addresses standing for ctl1 and ctl2; each answers slowly, so a restart that
 cuts a request under way fails the call. The restart of ctl1's unit is a stand-in `systemctl`
-that replaces ctl1's backend process.
+that replaces ctl1's backend process; Pacemaker's standby a stand-in `pcs` that stops it.
 """
 from __future__ import annotations
 
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -20,8 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from components.haproxy import haproxy_config
+from components.haproxy import AGENT_STATE, MAINTENANCE_FLAG, haproxy_config
 from components.node import ROOT_PROLOGUE
+from components.rolling_restart import PENDING_RESTARTS
+from tests.conftest import stack_config
+from tools import render
 
 ADDRESSES = {"vip": "127.0.0.10", "ctl1": "127.0.0.11", "ctl2": "127.0.0.12"}
 API_PORT, FRONT_PORT, STATS_PORT = 18500, 18501, 18502
@@ -158,10 +163,9 @@ def cloud(dev_graph, tmp_path):
     processes = Processes()
     try:
         for node in ("ctl1", "ctl2"):
-            state = root / node / "run/openstack-ha/haproxy-agent"
             processes.start(sys.executable, str(agent_program), ADDRESSES[node],
                             str(re.search(r"agent-port (\d+)", haproxy_config(settings))[1]),
-                            str(state))
+                            str(root / (node + AGENT_STATE)), str(root / (node + MAINTENANCE_FLAG)))
             server = processes.start(sys.executable, str(backend), node, ADDRESSES[node],
                                      str(API_PORT))
             (tmp_path / f"backend-{node}.pid").write_text(str(server.pid))
@@ -187,28 +191,58 @@ def cloud(dev_graph, tmp_path):
         processes.end()
 
 
+# Pacemaker's node standby stops ctl1's backend (as the operator's reboot of the node will);
+# unstandby starts it again. The node's standby attribute is a file.
+PCS = """#!/bin/bash
+echo "pcs $*" >>"$OSHA_TEST_LOG"
+case $2 in
+  standby)
+    echo on >"$OSHA_TEST_STANDBY"
+    kill "$(cat "$OSHA_TEST_PIDFILE")"
+    ;;
+  unstandby)
+    rm -f "$OSHA_TEST_STANDBY"
+    setsid python3 "$OSHA_TEST_BACKEND" ctl1 "$OSHA_TEST_ADDRESS" "$OSHA_TEST_PORT" \\
+      </dev/null >/dev/null 2>&1 &
+    echo $! >"$OSHA_TEST_PIDFILE"
+    ;;
+esac
+"""
+
+
+CRM_ATTRIBUTE = """#!/bin/bash
+cat "$OSHA_TEST_STANDBY" 2>/dev/null
+"""
+
+
 def rolling_restart(dev_graph, tmp_path: Path, root: Path) -> subprocess.CompletedProcess:
-    """ctl1's rendered rolling restart, its HAProxy and API at this test's addresses."""
-    script = dev_graph.named("ctl1-rolling-restart").inputs["create"].replace(ROOT_PROLOGUE, "")
+    return ctl1_step(dev_graph, "ctl1-rolling-restart", tmp_path, root)
+
+
+def ctl1_step(graph, name: str, tmp_path: Path, root: Path) -> subprocess.CompletedProcess:
+    """ctl1's rendered step `name`, its HAProxy and API at this test's addresses."""
+    script = graph.named(name).inputs["create"].replace(ROOT_PROLOGUE, "")
     script = re.sub(r"^stats_url=.*$", f"stats_url='http://{ADDRESSES['vip']}:{STATS_PORT}/;csv'",
                     script, count=1, flags=re.M)
     script = re.sub(r"^apis=\(.*\)$", f"apis=({ADDRESSES['ctl1']}:{API_PORT})", script, count=1,
                     flags=re.M)
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "systemctl").write_text(SYSTEMCTL)
-    (bin_dir / "systemctl").chmod(0o755)
+    bin_dir.mkdir(exist_ok=True)
+    for tool, text in (("systemctl", SYSTEMCTL), ("pcs", PCS), ("crm_attribute", CRM_ATTRIBUTE)):
+        (bin_dir / tool).write_text(text)
+        (bin_dir / tool).chmod(0o755)
     env = {**os.environ, "OSHA_ROOT": str(root / "ctl1"), "OSHA_TEST_LOG": str(tmp_path / "log"),
            "OSHA_TEST_BACKEND": str(tmp_path / "backend.py"),
            "OSHA_TEST_PIDFILE": str(tmp_path / "backend-ctl1.pid"),
            "OSHA_TEST_ADDRESS": ADDRESSES["ctl1"], "OSHA_TEST_PORT": str(API_PORT),
+           "OSHA_TEST_STANDBY": str(tmp_path / "standby"),
            "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
                           timeout=300)
 
 
 def pending(root: Path) -> Path:
-    return root / "ctl1/var/lib/openstack-ha/pending-restarts"
+    return root / ("ctl1" + PENDING_RESTARTS)
 
 
 def test_a_pending_restart_drains_the_node_first_and_no_call_fails(dev_graph, cloud):
@@ -217,13 +251,7 @@ def test_a_pending_restart_drains_the_node_first_and_no_call_fails(dev_graph, cl
     pending(root).write_text("unit nova-api\n")
     # Several calls under way at any time, as a cloud's users make them.
     clients = [Client() for _ in range(4)]
-    for client in clients:
-        client.start()
-    until(lambda: set().union(*(c.answered_by for c in clients)) == {"ctl1", "ctl2"})
-    result = rolling_restart(dev_graph, tmp_path, root)
-    for client in clients:
-        client.stop.set()
-        client.join(timeout=10)
+    result = calling(clients, lambda: rolling_restart(dev_graph, tmp_path, root))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "drained ctl1 from: api" in result.stdout, result.stdout
     assert (tmp_path / "log").read_text() == "systemctl try-restart nova-api.service\n"
@@ -246,3 +274,64 @@ def test_nothing_pending_restarts_nothing_and_ends_a_drain_a_killed_run_left(dev
     assert result.stdout == "nothing to restart\n"
     assert not (tmp_path / "log").exists()
     until(lambda: status_of("ctl1") == "UP")
+
+
+def agent_says(node: str, proxy: str, settings) -> str:
+    """What `node`'s agent answers HAProxy asking for `proxy`."""
+    port = int(re.search(r"agent-port (\d+)", haproxy_config(settings))[1])
+    with socket.create_connection((ADDRESSES[node], port), timeout=2) as agent:
+        agent.sendall(f"{proxy}\n".encode())
+        return agent.makefile().readline().strip()
+
+
+def calling(clients: list[Client], action):
+    """`action()`'s result, with `clients` calling the VIP all along: from when each node has
+    answered until each client made 10 more calls after it (what it stopped has been noticed)."""
+    for client in clients:
+        client.start()
+    until(lambda: set().union(*(c.answered_by for c in clients)) == {"ctl1", "ctl2"})
+    try:
+        result = action()
+        after = [c.calls + 10 for c in clients]
+        until(lambda: all(c.calls >= n for c, n in zip(clients, after)))
+        return result
+    finally:
+        for client in clients:
+            client.stop.set()
+            client.join(timeout=10)
+
+
+def test_maintenance_drains_the_node_before_its_standby_and_undrains_it_after(dev_graph, cloud):
+    tmp_path, root = cloud
+    flag = root / ("ctl1" + MAINTENANCE_FLAG)
+    ctl1_out = render.run_program(stack_config("dev", maintenance=["ctl1"]), "dev")
+    clients = [Client() for _ in range(4)]
+    result = calling(clients, lambda: ctl1_step(ctl1_out, "ctl1-maintenance", tmp_path, root))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "drained ctl1 from: api" in result.stdout, result.stdout
+    assert (tmp_path / "log").read_text() == "pcs node standby ctl1 --wait=600\n"
+    calls, failed = sum(c.calls for c in clients), [f for c in clients for f in c.failed]
+    assert calls > 20 and failed == [], (calls, failed[:5])
+    # Out for as long as it is listed: its backend is down (the stand-in standby) and its agent,
+    # reading a flag that outlives a reboot, says "drain" to every proxy.
+    assert status_of("ctl1") == "DOWN"
+    assert flag.exists() and agent_says("ctl1", "any-proxy", dev_graph.settings) == "drain"
+
+    result = ctl1_step(dev_graph, "ctl1-maintenance", tmp_path, root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "log").read_text().splitlines()[1:] == ["pcs node unstandby ctl1 --wait=600"]
+    assert not flag.exists()
+    until(lambda: status_of("ctl1") == "UP")
+
+
+def test_a_node_never_taken_out_passes_through_and_a_second_run_changes_nothing(dev_graph,
+                                                                               cloud):
+    tmp_path, root = cloud
+    ctl1_out = render.run_program(stack_config("dev", maintenance=["ctl1"]), "dev")
+    for graph, says in ((dev_graph, "ctl1 serves: api\n"), (ctl1_out, "in standby"),
+                        (ctl1_out, "in standby")):
+        result = ctl1_step(graph, "ctl1-maintenance", tmp_path, root)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert says in result.stdout
+    # Pacemaker asked once: the second run found the node in standby.
+    assert (tmp_path / "log").read_text() == "pcs node standby ctl1 --wait=600\n"
