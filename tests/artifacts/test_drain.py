@@ -335,3 +335,26 @@ def test_a_node_never_taken_out_passes_through_and_a_second_run_changes_nothing(
         assert says in result.stdout
     # Pacemaker asked once: the second run found the node in standby.
     assert (tmp_path / "log").read_text() == "pcs node standby ctl1 --wait=600\n"
+
+
+def test_the_agent_steps_readiness_check_asks_a_question_as_haproxy_does(dev_graph):
+    """The agent step is done when the agent answers; its check sends a proxy's name, as HAProxy
+    does, so an agent that waits for the name (and answers only then) answers it at once."""
+    script = dev_graph.named("ctl1-haproxy-agent").inputs["create"]
+    check = re.findall(r"<<'PY'\n(.*?)\nPY\n", script, re.S)[1]
+    with socket.create_server(("127.0.0.1", 0)) as agent:
+        agent.settimeout(30)
+
+        def answer_a_question():
+            connection, _ = agent.accept()
+            with connection:
+                connection.settimeout(5)
+                if connection.makefile().readline():
+                    connection.sendall(b"ready\n")
+
+        answering = threading.Thread(target=answer_a_question, daemon=True)
+        answering.start()
+        result = subprocess.run([sys.executable, "-", "127.0.0.1", str(agent.getsockname()[1])],
+                                input=check, capture_output=True, text=True, timeout=60)
+        answering.join(timeout=30)
+    assert (result.returncode, result.stdout) == (0, "ready\n"), result.stderr
