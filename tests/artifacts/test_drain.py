@@ -249,13 +249,10 @@ def test_a_pending_restart_drains_the_node_first_and_no_call_fails(dev_graph, cl
     tmp_path, root = cloud
     pending(root).parent.mkdir(parents=True)
     pending(root).write_text("unit nova-api\n")
-    # Several calls under way at any time, as a cloud's users make them.
-    clients = [Client() for _ in range(4)]
-    result = calling(clients, lambda: rolling_restart(dev_graph, tmp_path, root))
+    result, calls, failed = calling(lambda: rolling_restart(dev_graph, tmp_path, root))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "drained ctl1 from: api" in result.stdout, result.stdout
     assert (tmp_path / "log").read_text() == "systemctl try-restart nova-api.service\n"
-    calls, failed = sum(c.calls for c in clients), [f for c in clients for f in c.failed]
     assert calls > 20 and failed == [], (calls, failed[:5])
     # Done: the node serves again, nothing is left pending or drained.
     assert status_of("ctl1") == "UP"
@@ -284,9 +281,12 @@ def agent_says(node: str, proxy: str, settings) -> str:
         return agent.makefile().readline().strip()
 
 
-def calling(clients: list[Client], action):
-    """`action()`'s result, with `clients` calling the VIP all along: from when each node has
-    answered until each client made 10 more calls after it (what it stopped has been noticed)."""
+def calling(action):
+    """`action()`'s result, with four clients calling the VIP all along (several calls under way
+    at any time, as a cloud's users make them): from when each node has answered until each
+    client made 10 more calls after it (what it stopped has been noticed); then how many calls
+    they made, and the failed ones."""
+    clients = [Client() for _ in range(4)]
     for client in clients:
         client.start()
     until(lambda: set().union(*(c.answered_by for c in clients)) == {"ctl1", "ctl2"})
@@ -294,23 +294,22 @@ def calling(clients: list[Client], action):
         result = action()
         after = [c.calls + 10 for c in clients]
         until(lambda: all(c.calls >= n for c, n in zip(clients, after)))
-        return result
     finally:
         for client in clients:
             client.stop.set()
             client.join(timeout=10)
+    return result, sum(c.calls for c in clients), [f for c in clients for f in c.failed]
 
 
 def test_maintenance_drains_the_node_before_its_standby_and_undrains_it_after(dev_graph, cloud):
     tmp_path, root = cloud
     flag = root / ("ctl1" + MAINTENANCE_FLAG)
     ctl1_out = render.run_program(stack_config("dev", maintenance=["ctl1"]), "dev")
-    clients = [Client() for _ in range(4)]
-    result = calling(clients, lambda: ctl1_step(ctl1_out, "ctl1-maintenance", tmp_path, root))
+    result, calls, failed = calling(
+        lambda: ctl1_step(ctl1_out, "ctl1-maintenance", tmp_path, root))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "drained ctl1 from: api" in result.stdout, result.stdout
     assert (tmp_path / "log").read_text() == "pcs node standby ctl1 --wait=600\n"
-    calls, failed = sum(c.calls for c in clients), [f for c in clients for f in c.failed]
     assert calls > 20 and failed == [], (calls, failed[:5])
     # Out for as long as it is listed: its backend is down (the stand-in standby) and its agent,
     # reading a flag that outlives a reboot, says "drain" to every proxy.
