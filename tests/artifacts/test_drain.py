@@ -28,6 +28,9 @@ from components.rolling_restart import PENDING_RESTARTS
 from tests.conftest import stack_config
 from tools import render
 
+# Fixed loopback ports: under pytest-xdist (`make test`) these tests share one worker.
+pytestmark = pytest.mark.xdist_group("drain-loopback-ports")
+
 ADDRESSES = {"vip": "127.0.0.10", "ctl1": "127.0.0.11", "ctl2": "127.0.0.12"}
 API_PORT, FRONT_PORT, STATS_PORT = 18500, 18501, 18502
 # Every answer takes this long: a restart that cuts requests under way fails calls.
