@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -72,6 +73,26 @@ def profile_from_environment() -> str:
     if name not in PROFILES:
         raise SystemExit(f"OSHA_LAB_PROFILE={name}: expected one of {', '.join(PROFILES)}")
     return name
+
+
+def steps_of(rendered: replay.Rendered) -> tuple[list[str], list[str]]:
+    """(cluster steps, repoint steps) in the engine's order."""
+    names = rendered.order()
+    return ([n for n in names if not n.endswith(REPOINT_STEPS)],
+            [n for n in names if n.endswith(REPOINT_STEPS)])
+
+
+def interruption_from_environment(rendered: replay.Rendered, steps: list[str],
+                                  default: replay.Interruption) -> replay.Interruption:
+    """Where a first run of `steps` is killed: `default`, or with OSHA_LAB_INTERRUPT_SEED set, a
+    point drawn with that seed (0-120 s after the start of a step another one waits for; a
+    short step has ended by then, and the kill finds the steps running at that time)."""
+    seed = os.environ.get("OSHA_LAB_INTERRUPT_SEED")
+    if seed is None:
+        return default
+    awaited = [s for s in steps if any(s in rendered.dependencies(o) for o in steps)]
+    draw = random.Random(int(seed))
+    return replay.Interruption(draw.choice(awaited), round(draw.uniform(0, 120), 1))
 
 
 def render_stack(out: Path, profile: str = "default", layout: str | None = None) -> Path:
@@ -156,20 +177,18 @@ class Lab:
         self.use(rendered)
         return results
 
-    def replayer(self, rendered: Path | None = None) -> replay.Replayer:
+    def replayer(self, rendered: Path | None = None,
+                 interruption: replay.Interruption | None = None) -> replay.Replayer:
         return replay.Replayer(replay.Rendered.load(rendered or self.rendered),
                                wrap=tuple(hypervisor.in_namespace()), jobs=4,
-                               log_dir=self.log_dir)
+                               log_dir=self.log_dir, interruption=interruption)
 
     def up(self) -> None:
         self.hypervisor.up()
         self.nodes.up()
 
     def steps(self) -> tuple[list[str], list[str]]:
-        """(cluster steps, repoint steps) in the engine's order."""
-        names = replay.Rendered.load(self.rendered).order()
-        return ([n for n in names if not n.endswith(REPOINT_STEPS)],
-                [n for n in names if n.endswith(REPOINT_STEPS)])
+        return steps_of(replay.Rendered.load(self.rendered))
 
     def holder_of_vip(self) -> dict:
         view = checks.cluster_view(self, next(n for n in self.controls

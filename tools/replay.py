@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,25 @@ STOP = threading.Event()
 
 class StepFailed(RuntimeError):
     pass
+
+
+@dataclass(frozen=True)
+class Interruption:
+    """The engine killed mid-run (SIGKILL): `seconds` after `step` starts, every step's process
+    is killed and nothing more starts. A step's run on its node goes on without its session
+    (until it next writes output), as under a killed `pulumi up`."""
+
+    step: str
+    seconds: float
+
+
+class Interrupted(RuntimeError):
+    """A replay stopped by its Interruption; `in_flight`: the steps whose processes it killed."""
+
+    def __init__(self, interruption: Interruption, in_flight: list[str]):
+        super().__init__(f"killed {interruption.seconds:.1f}s into {interruption.step}; "
+                         f"in flight: {', '.join(in_flight) or 'nothing'}")
+        self.interruption, self.in_flight = interruption, in_flight
 
 
 @dataclass
@@ -130,12 +150,17 @@ def changed_steps(old: Rendered, new: Rendered) -> list[str]:
 
 class Replayer:
     def __init__(self, rendered: Rendered, wrap: tuple[str, ...] = (), jobs: int = 4,
-                 log_dir: Optional[Path] = None):
+                 log_dir: Optional[Path] = None, interruption: Optional[Interruption] = None):
         self.rendered = rendered
         self.wrap = tuple(wrap)
         self.jobs = jobs
         self.log_dir = log_dir
+        self.interruption = interruption
         self.results: list[Result] = []
+        # Each running step's process, for the interruption to kill.
+        self._running: dict[str, subprocess.Popen] = {}
+        self._lock = threading.Lock()
+        self._killed: Optional[list[str]] = None
 
     # -- one step ---------------------------------------------------------------------------
     def _ssh(self, host: dict) -> list[str]:
@@ -160,7 +185,7 @@ class Replayer:
         argv = [*self.wrap, "scp", "-s", *self.rendered.ssh_options,
                 "-P", str(host.get("port") or 22), "-i", str(key), str(source),
                 f"{host['user']}@{host['host']}:{remote}"]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        return self._process(name, argv, "")
 
     def _dial(self, name: str, script: str, stdin: str) -> subprocess.CompletedProcess:
         """Run the step; like pulumi-command, keep dialling while the host does not answer."""
@@ -168,17 +193,56 @@ class Replayer:
         connection = step["inputs"].get("connection") or {}
         attempts = connection.get("dialErrorLimit", 10) if step["type"] == REMOTE else 1
         for attempt in range(1, attempts + 1):
-            completed = subprocess.run(self._argv(name, script), input=stdin,
-                                       capture_output=True, text=True, timeout=1800)
+            completed = self._process(name, self._argv(name, script), stdin)
             # ssh exits 255 when it cannot connect; anything else is the script's own answer.
-            if completed.returncode != 255 or attempt == attempts or STOP.is_set():
+            if completed.returncode != 255 or attempt == attempts or STOP.is_set() \
+                    or self._killed is not None:
                 return completed
             STOP.wait(min(connection.get("perDialTimeout", 15), 10))
         raise AssertionError("unreachable")
 
+    def _process(self, name: str, argv: list[str], stdin: str) -> subprocess.CompletedProcess:
+        """`argv` with `stdin`; its output goes to files, not pipes, so that the step ends when
+        its process does (a process it started may outlive it, as on a node)."""
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            with self._lock:
+                if self._killed is not None:
+                    return subprocess.CompletedProcess(argv, -signal.SIGKILL, "", "")
+                process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err,
+                                           text=True)
+                self._running[name] = process
+            try:
+                try:
+                    process.stdin.write(stdin)
+                    process.stdin.close()
+                except BrokenPipeError:
+                    pass  # it ended, or stopped reading: its exit status tells
+                process.wait(timeout=1800)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise
+            finally:
+                with self._lock:
+                    self._running.pop(name, None)
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(argv, process.returncode, out.read(), err.read())
+
+    def _kill_all(self) -> None:
+        """The interruption: every running step's process killed, nothing more starts."""
+        with self._lock:
+            self._killed = sorted(self._running)
+            for process in self._running.values():
+                process.kill()
+
     def run_step(self, name: str, phase: str) -> Result:
         step = self.rendered.steps[name]
         started = time.monotonic()
+        if self.interruption and self.interruption.step == name:
+            timer = threading.Timer(self.interruption.seconds, self._kill_all)
+            timer.daemon = True
+            timer.start()
         if step["type"] == "command:remote:CopyToRemote":
             # CopyToRemote has no delete: the file stays, as with the real provider.
             completed = self._copy(name) if phase != "delete" else None
@@ -195,6 +259,8 @@ class Replayer:
                         time.monotonic() - started,
                         completed.stdout if completed else "", completed.stderr if completed else "")
         self._log(result)
+        if self._killed is not None:
+            raise Interrupted(self.interruption, self._killed)
         if result.returncode != 0:
             raise StepFailed(f"{name} {phase} exited {result.returncode}:\n{result.stderr[-3000:]}")
         return result
@@ -237,6 +303,9 @@ class Replayer:
                     name = running.pop(future)
                     results.append(future.result())  # a failure stops the replay here
                     done.add(name)
+                if self._killed is not None:
+                    # Killed between steps: the steps that finished are done, nothing starts.
+                    raise Interrupted(self.interruption, self._killed)
         return results
 
 

@@ -21,7 +21,7 @@ import pytest
 import settings as stack_settings
 from lab import containers, drill, evidence, session, vms
 from lab.hypervisor import STATE_DIR
-from tools import render
+from tools import render, replay
 
 LAB = Path(__file__).resolve().parents[2] / "lab"
 
@@ -354,3 +354,22 @@ def test_evidence_holds_the_clusters_view_with_scores_and_every_running_nodes_lo
     assert (saved / "ctl2.down").exists() and not (saved / "ctl2.journal.txt").exists()
     # Read through a running node's own way in, never the one that is down.
     assert all(name != "ctl2" for name, _ in lab.nodes.commands)
+
+
+def test_the_first_converge_is_killed_where_chosen_or_where_the_seed_draws(lab_stack, monkeypatch):
+    """Without OSHA_LAB_INTERRUPT_SEED, the test's own point; with it, a step another one waits
+    for, at most 120 s in, the same for the same seed."""
+    rendered = replay.Rendered.load(lab_stack[0])
+    steps, _ = session.steps_of(rendered)
+    chosen = replay.Interruption("ctl1-openstack-install", 60)
+    monkeypatch.delenv("OSHA_LAB_INTERRUPT_SEED", raising=False)
+    assert session.interruption_from_environment(rendered, steps, chosen) == chosen
+    drawn = set()
+    for seed in range(20):
+        monkeypatch.setenv("OSHA_LAB_INTERRUPT_SEED", str(seed))
+        point = session.interruption_from_environment(rendered, steps, chosen)
+        assert point == session.interruption_from_environment(rendered, steps, chosen)
+        assert any(point.step in rendered.dependencies(s) for s in steps), point
+        assert 0 <= point.seconds <= 120
+        drawn.add(point.step)
+    assert len(drawn) > 5

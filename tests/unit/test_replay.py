@@ -112,6 +112,51 @@ def test_a_failing_step_stops_the_replay(rendered, tmp_path):
     assert all(not steps.dependencies(r.name) for r in replayer.results)
 
 
+def local_steps(root, steps: dict[str, tuple[str, list[str]]]) -> replay.Rendered:
+    """A render of local steps: name: (its shell text, the steps it waits for)."""
+    resources = []
+    for name, (text, after) in steps.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "create.sh").write_text(text)
+        resources.append({"name": name, "type": "command:local:Command", "parent": None,
+                          "depends_on": after, "waits_for": after,
+                          "files": {"create": f"{name}/create.sh"}, "inputs": {}})
+    (root / "manifest.json").write_text(json.dumps({"nodes": [], "resources": resources}))
+    return replay.Rendered.load(root)
+
+
+def test_an_interruption_kills_the_steps_in_flight_and_starts_nothing_more(tmp_path):
+    """As a killed engine: the running steps' processes end at once (a step's shell killed
+    mid-script does not go on), the steps after them never start; a second run does it all."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    steps = local_steps(tmp_path / "render", {
+        "slow": (f"sleep 2; touch {marks}/slow", []),
+        "beside": (f"sleep 2; touch {marks}/beside", []),
+        "after": (f"touch {marks}/after", ["slow"])})
+    started = time.monotonic()
+    with pytest.raises(replay.Interrupted) as interrupted:
+        replay.Replayer(steps, interruption=replay.Interruption("slow", 0.3)).run("create")
+    assert time.monotonic() - started < 1.5
+    assert interrupted.value.in_flight == ["beside", "slow"]
+    time.sleep(2.5)
+    assert not list(marks.iterdir())
+    results = replay.Replayer(steps).run("create")
+    assert sorted(r.name for r in results) == sorted(p.name for p in marks.iterdir()) \
+        == ["after", "beside", "slow"]
+
+
+def test_an_interruption_between_steps_starts_nothing_more(tmp_path):
+    """Killed after its step ended and before the next one started: the replay stops there."""
+    steps = local_steps(tmp_path / "render", {
+        "quick": ("true", []),
+        "next": (f"touch {tmp_path}/next", ["quick"])})
+    replayer = replay.Replayer(steps, interruption=replay.Interruption("quick", 0))
+    with pytest.raises(replay.Interrupted):
+        replayer.run("create")
+    assert not (tmp_path / "next").exists()
+
+
 def test_changed_steps_are_exactly_the_edited_ones(rendered, tmp_path):
     old_dir = rendered("dev")
     new_dir = tmp_path / "new"

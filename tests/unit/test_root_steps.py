@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ SCRIPT = "#!/bin/bash\nset -euo pipefail\nread -r secret\necho \"uid=$(id -u) le
 def test_prologue_goes_after_the_shebang():
     wrapped = as_root(SCRIPT)
     assert wrapped.splitlines()[0] == "#!/bin/bash"
-    assert wrapped.splitlines()[1] + "\n" == ROOT_PROLOGUE
+    assert wrapped.split("\n", 1)[1].startswith(ROOT_PROLOGUE)
     assert wrapped.endswith(SCRIPT.split("\n", 1)[1])
 
 
@@ -51,3 +53,38 @@ def check_re_run(tmp_path: Path):
     argv = log.read_text().split("\n")
     assert argv[:3] == ["-n", "/bin/bash", "-c"]
     assert "\n".join(argv[3:]).rstrip("\n") == as_root(SCRIPT).rstrip("\n")
+
+
+def run_step(script: str, **kwargs) -> subprocess.Popen:
+    """The step's text as pulumi-command runs it (`bash -c`, here already root)."""
+    return subprocess.Popen(["bash", "-c", as_root(script)], stdout=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lock lives in /run/lock, as on a node")
+def test_a_second_run_of_a_step_waits_for_the_first_to_end(tmp_path):
+    """As after a killed `pulumi up`: the first run goes on without its session, the re-run
+    waits for it instead of running beside it."""
+    log = tmp_path / "log"
+    script = f"#!/bin/bash\nset -euo pipefail\necho start >>{log}\nsleep 1\necho end >>{log}\n"
+    first = run_step(script)
+    while not log.exists():
+        time.sleep(0.05)
+    second = run_step(script)
+    assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 0
+    assert log.read_text().split() == ["start", "end", "start", "end"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lock lives in /run/lock, as on a node")
+def test_what_a_step_leaves_running_does_not_hold_its_lock(tmp_path):
+    """flock holds the lock, not the script: a process the step starts and leaves behind (a
+    daemon) does not block the step's next run."""
+    script = f"#!/bin/bash\nset -euo pipefail\nsleep 60 >/dev/null 2>&1 &\necho $! >>{tmp_path / 'pid'}\n"
+    assert run_step(script).wait(timeout=30) == 0
+    try:
+        started = time.monotonic()
+        assert run_step(script).wait(timeout=30) == 0
+        assert time.monotonic() - started < 20
+    finally:
+        for pid in (tmp_path / "pid").read_text().split():
+            os.kill(int(pid), signal.SIGTERM)
