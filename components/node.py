@@ -94,12 +94,15 @@ def network_config(settings: Settings, node: Node) -> str:
 # step re-runs itself under sudo with the same text, keeping stdin (where secrets come in). Then
 # it runs again under a lock named by its text: the run of a killed `pulumi up` may still be
 # going on the node (its session gone), and the step's next run waits for it to end. flock holds
-# the lock (-o: the script, and what it starts, do not). A script run as a file takes none.
+# the lock (-o: the script, and what it starts, do not), deaf to the lost session's hangup as
+# the script is (apt ignores it while dpkg works): the run ends when a command it waits for does
+# and its next output fails. A script run as a file takes no lock.
 ROOT_PROLOGUE = (
     '[ "$(id -u)" -eq 0 ] || exec sudo -n /bin/bash -c "$BASH_EXECUTION_STRING"\n'
     'if [ -z "${OSHA_STEP_LOCK:-}" ] && [ -n "${BASH_EXECUTION_STRING:-}" ]; then\n'
     '  OSHA_STEP_LOCK=/run/lock/openstack-ha-step-$(sha256sum <<<"$BASH_EXECUTION_STRING" | cut -c1-32)\n'
     '  export OSHA_STEP_LOCK\n'
+    "  trap '' HUP\n"
     '  exec flock -o "$OSHA_STEP_LOCK" /bin/bash -c "$BASH_EXECUTION_STRING"\n'
     'fi\n')
 

@@ -88,3 +88,18 @@ def test_what_a_step_leaves_running_does_not_hold_its_lock(tmp_path):
     finally:
         for pid in (tmp_path / "pid").read_text().split():
             os.kill(int(pid), signal.SIGTERM)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the lock lives in /run/lock, as on a node")
+def test_the_hangup_of_a_lost_session_neither_ends_the_run_nor_frees_its_lock(tmp_path):
+    """sshd hangs up on a killed engine's session: the run goes on (as apt's dpkg does), holding
+    the step's lock until it ends."""
+    log = tmp_path / "log"
+    script = f"#!/bin/bash\nset -euo pipefail\necho start >>{log}\nsleep 1\necho end >>{log}\n"
+    first = run_step(script, start_new_session=True)
+    while not log.exists():
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGHUP)
+    second = run_step(script)
+    assert first.wait(timeout=30) == 0 and second.wait(timeout=30) == 0
+    assert log.read_text().split() == ["start", "end", "start", "end"]
