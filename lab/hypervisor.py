@@ -120,6 +120,7 @@ class Hypervisor:
                       prelude + ' && exec libvirtd -d -p "$0"', str(RUN_DIR / "libvirtd.pid")],
                      RUN_DIR / "libvirtd.pid")
         self._wait_libvirt()
+        self._forget_leftovers()
         self._network()
         self._sshd()
 
@@ -133,6 +134,19 @@ class Hypervisor:
             if time.monotonic() > deadline:
                 raise RuntimeError("libvirtd did not answer")
             time.sleep(0.5)
+
+    def _forget_leftovers(self) -> None:
+        """The lab's own domains and network as a run killed during its teardown left them
+        defined (its libvirtd ended first): a definition under the same name would refuse
+        the new one."""
+        for domain in (n["domain"] for n in self.substrate.nodes):
+            if virsh("dominfo", domain, check=False).returncode == 0:
+                virsh("destroy", domain, check=False)
+                virsh("undefine", domain)
+        network = self.network["name"]
+        if virsh("net-info", network, check=False).returncode == 0:
+            virsh("net-destroy", network, check=False)
+            virsh("net-undefine", network)
 
     def _network(self) -> None:
         gateway = self.network["gateway"]
