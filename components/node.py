@@ -100,8 +100,8 @@ def network_config(settings: Settings, node: Node) -> str:
 ROOT_PROLOGUE = (
     '[ "$(id -u)" -eq 0 ] || exec sudo -n /bin/bash -c "$BASH_EXECUTION_STRING"\n'
     'if [ -z "${OSHA_STEP_LOCK:-}" ] && [ -n "${BASH_EXECUTION_STRING:-}" ]; then\n'
-    '  OSHA_STEP_LOCK=/run/lock/openstack-ha-step-$(sha256sum <<<"$BASH_EXECUTION_STRING" | cut -c1-32)\n'
-    '  export OSHA_STEP_LOCK\n'
+    '  text_hash=$(sha256sum <<<"$BASH_EXECUTION_STRING" | cut -c1-32)\n'
+    '  export OSHA_STEP_LOCK=/run/lock/openstack-ha-step-$text_hash\n'
     "  trap '' HUP\n"
     '  exec flock -o "$OSHA_STEP_LOCK" /bin/bash -c "$BASH_EXECUTION_STRING"\n'
     'fi\n')

@@ -251,7 +251,7 @@ def reboot(lab, node: dict, seconds: float = 300) -> None:
         time.sleep(1)
 
 
-def test_a_node_taken_out_for_maintenance_and_rebooted_costs_no_failed_call(lab, cloud, tmp_path):
+def test_a_node_taken_out_for_maintenance_and_rebooted_costs_no_refused_call(lab, cloud, tmp_path):
     """`maintenance: [node]` for a node that holds neither the VIP nor the core group, through the
     update path: drained and in standby, rebooted by its operator, then back once the setting no
     longer lists it. The prober calls every API throughout."""
@@ -324,7 +324,7 @@ EVERY_API_CHANGE = {"openstack/_authtoken.j2": "service_token_roles_required = f
                     "openstack/keystone.conf.j2": "[DEFAULT]\nmax_param_size = 64\n"}
 
 
-def test_a_change_every_api_reads_restarts_them_node_by_node_without_a_failed_call(
+def test_a_change_every_api_reads_restarts_them_node_by_node_without_a_refused_call(
         lab, cloud, tmp_path):
     """The update path of a change that restarts every API service: each node drained from
     HAProxy while its services restart, one node at a time. An API that runs on one node only

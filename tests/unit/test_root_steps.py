@@ -79,14 +79,15 @@ def test_a_second_run_of_a_step_waits_for_the_first_to_end(tmp_path):
 def test_what_a_step_leaves_running_does_not_hold_its_lock(tmp_path):
     """flock holds the lock, not the script: a process the step starts and leaves behind (a
     daemon) does not block the step's next run."""
-    script = f"#!/bin/bash\nset -euo pipefail\nsleep 60 >/dev/null 2>&1 &\necho $! >>{tmp_path / 'pid'}\n"
+    pids = tmp_path / "pid"
+    script = f"#!/bin/bash\nset -euo pipefail\nsleep 60 >/dev/null 2>&1 &\necho $! >>{pids}\n"
     assert run_step(script).wait(timeout=30) == 0
     try:
         started = time.monotonic()
         assert run_step(script).wait(timeout=30) == 0
         assert time.monotonic() - started < 20
     finally:
-        for pid in (tmp_path / "pid").read_text().split():
+        for pid in pids.read_text().split():
             os.kill(int(pid), signal.SIGTERM)
 
 
