@@ -120,7 +120,9 @@ class Hypervisor:
                       prelude + ' && exec libvirtd -d -p "$0"', str(RUN_DIR / "libvirtd.pid")],
                      RUN_DIR / "libvirtd.pid")
         self._wait_libvirt()
-        self._forget_leftovers()
+        # What a run killed during its teardown left defined (its libvirtd ended before the
+        # undefine): a definition under the same name would refuse the new one.
+        undefine_all()
         self._network()
         self._sshd()
 
@@ -134,19 +136,6 @@ class Hypervisor:
             if time.monotonic() > deadline:
                 raise RuntimeError("libvirtd did not answer")
             time.sleep(0.5)
-
-    def _forget_leftovers(self) -> None:
-        """The lab's own domains and network as a run killed during its teardown left them
-        defined (its libvirtd ended first): a definition under the same name would refuse
-        the new one."""
-        for domain in (n["domain"] for n in self.substrate.nodes):
-            if virsh("dominfo", domain, check=False).returncode == 0:
-                virsh("destroy", domain, check=False)
-                virsh("undefine", domain)
-        network = self.network["name"]
-        if virsh("net-info", network, check=False).returncode == 0:
-            virsh("net-destroy", network, check=False)
-            virsh("net-undefine", network)
 
     def _network(self) -> None:
         gateway = self.network["gateway"]
@@ -183,19 +172,23 @@ SetEnv LIBVIRT_DEFAULT_URI={self.substrate.uri}
         self._daemon("sshd", ["/usr/sbin/sshd", "-f", str(config)], RUN_DIR / "sshd.pid")
 
 
+def undefine_all() -> None:
+    """Every domain and network the lab's libvirtd knows: stopped and undefined."""
+    for domain in virsh("list", "--all", "--name", check=False, timeout=60).stdout.split():
+        virsh("destroy", domain, check=False, timeout=60)
+        virsh("undefine", domain, check=False, timeout=60)
+    for network in virsh("net-list", "--all", "--name", check=False, timeout=60).stdout.split():
+        virsh("net-destroy", network, check=False, timeout=60)
+        virsh("net-undefine", network, check=False, timeout=60)
+
+
 def cleanup() -> None:
     """End what a lab started (by recorded PID), undefine its domains, drop its namespace,
     detach its loop devices."""
     recorded = state()
     if NAMESPACE in run("ip", "netns", "list", check=False).stdout.split() and "uri" in recorded:
         try:
-            for domain in virsh("list", "--all", "--name", check=False, timeout=60).stdout.split():
-                virsh("destroy", domain, check=False, timeout=60)
-                virsh("undefine", domain, check=False, timeout=60)
-            for network in virsh("net-list", "--all", "--name", check=False,
-                                 timeout=60).stdout.split():
-                virsh("net-destroy", network, check=False, timeout=60)
-                virsh("net-undefine", network, check=False, timeout=60)
+            undefine_all()
         except subprocess.TimeoutExpired:
             pass  # a libvirtd that does not answer is ended by its PID below, with its domains
     for name in ("sshd", "libvirtd", "virtlogd"):

@@ -79,12 +79,12 @@ def test_the_stacks_cluster_steps_converge_the_cluster_after_a_killed_run(lab):
     first run is killed part-way (as a `pulumi up` killed by its operator or a lost session), at
     a chosen point (`session.interruption_from_environment`); the second run converges, which
     every check after this one verifies."""
-    cluster_steps, _ = lab.steps()
+    rendered = replay.Rendered.load(lab.rendered)
+    cluster_steps, _ = session.steps_of(rendered)
     # By default a minute into the first control node's package install: every control node's
     # install and the cluster's setup are under way then.
     default = replay.Interruption(f"{lab.controls[0]['name']}-openstack-install", 60)
-    interruption = session.interruption_from_environment(replay.Rendered.load(lab.rendered),
-                                                         cluster_steps, default)
+    interruption = session.interruption_from_environment(rendered, cluster_steps, default)
     with pytest.raises(replay.Interrupted) as interrupted:
         lab.replayer(interruption=interruption).run("create", cluster_steps)
     print(f"first run: {interrupted.value}", file=sys.stderr, flush=True)
