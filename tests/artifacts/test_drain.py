@@ -9,6 +9,7 @@ that replaces ctl1's backend process; Pacemaker's standby a stand-in `pcs` that 
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -25,6 +26,7 @@ import pytest
 from components.haproxy import AGENT_STATE, MAINTENANCE_FLAG, haproxy_config
 from components.node import ROOT_PROLOGUE
 from components.rolling_restart import PENDING_RESTARTS
+from lab import probe
 from tests.conftest import stack_config
 from tools import render
 
@@ -58,11 +60,13 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 Server((sys.argv[2], int(sys.argv[3])), Slow).serve_forever()
 """ % ANSWER_SECONDS
 
-# try-restart of ctl1's unit: its backend process replaced (the restart cuts what it serves).
+# try-restart of ctl1's unit: its backend process replaced (the restart cuts what it serves), or
+# with OSHA_TEST_RESTART_FAILS set, a failed restart that leaves it as it was.
 SYSTEMCTL = """#!/bin/bash
 case $1 in
   try-restart)
     echo "systemctl $*" >>"$OSHA_TEST_LOG"
+    [ -z "${OSHA_TEST_RESTART_FAILS:-}" ] || exit 1
     pid=$(cat "$OSHA_TEST_PIDFILE")
     kill "$pid"
     # Gone, or a zombie its parent (the test) has not reaped yet.
@@ -222,8 +226,10 @@ def rolling_restart(dev_graph, tmp_path: Path, root: Path) -> subprocess.Complet
     return ctl1_step(dev_graph, "ctl1-rolling-restart", tmp_path, root)
 
 
-def ctl1_step(graph, name: str, tmp_path: Path, root: Path) -> subprocess.CompletedProcess:
-    """ctl1's rendered step `name`, its HAProxy and API at this test's addresses."""
+def ctl1_step(graph, name: str, tmp_path: Path, root: Path,
+              **environment: str) -> subprocess.CompletedProcess:
+    """ctl1's rendered step `name`, its HAProxy and API at this test's addresses (and
+    `environment` for the stand-ins)."""
     script = graph.named(name).inputs["create"].replace(ROOT_PROLOGUE, "")
     script = re.sub(r"^stats_url=.*$", f"stats_url='http://{ADDRESSES['vip']}:{STATS_PORT}/;csv'",
                     script, count=1, flags=re.M)
@@ -239,7 +245,7 @@ def ctl1_step(graph, name: str, tmp_path: Path, root: Path) -> subprocess.Comple
            "OSHA_TEST_PIDFILE": str(tmp_path / "backend-ctl1.pid"),
            "OSHA_TEST_ADDRESS": ADDRESSES["ctl1"], "OSHA_TEST_PORT": str(API_PORT),
            "OSHA_TEST_STANDBY": str(tmp_path / "standby"),
-           "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+           "PATH": f"{bin_dir}:{os.environ['PATH']}", **environment}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
                           timeout=300)
 
@@ -274,6 +280,55 @@ def test_nothing_pending_restarts_nothing_and_ends_a_drain_a_killed_run_left(dev
     assert result.stdout == "nothing to restart\n"
     assert not (tmp_path / "log").exists()
     until(lambda: status_of("ctl1") == "UP")
+
+
+def test_a_run_killed_while_drained_is_resumed_drained_and_serves_again(dev_graph, cloud):
+    """A killed run left the node drained with its restarts still pending: the next run restarts
+    them while the node stays drained and waits until it serves again, as a first run does."""
+    tmp_path, root = cloud
+    state = root / "ctl1/run/openstack-ha/haproxy-agent"
+    pending(root).parent.mkdir(parents=True)
+    pending(root).write_text("unit nova-api\n")
+
+    def killed_drained_then_run_again():
+        state.parent.mkdir(parents=True)
+        state.write_text("api\n")
+        until(lambda: status_of("ctl1") == "DRAIN (agent)")
+        return rolling_restart(dev_graph, tmp_path, root)
+
+    result, calls, failed = calling(killed_drained_then_run_again)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "drained ctl1 from: api" in result.stdout, result.stdout
+    assert "ctl1 serves again: api" in result.stdout, result.stdout
+    assert (tmp_path / "log").read_text() == "systemctl try-restart nova-api.service\n"
+    assert calls > 20 and failed == [], (calls, failed[:5])
+    # As the lab reads HAProxy's view.
+    assert json.loads(probe.servers(ADDRESSES["vip"], STATS_PORT)) == {
+        "api": {"ctl1": "UP", "ctl2": "UP"}}
+    assert not pending(root).exists() and not state.exists()
+
+
+def test_a_run_that_ends_with_restarts_pending_leaves_the_node_drained_for_the_next(dev_graph,
+                                                                                   cloud):
+    """A failed restart ends the run with the node's restarts still pending: the node stays
+    drained (a half-restarted node gets no request), and the next run resumes and ends it."""
+    tmp_path, root = cloud
+    state = root / "ctl1/run/openstack-ha/haproxy-agent"
+    pending(root).parent.mkdir(parents=True)
+    pending(root).write_text("unit nova-api\n")
+
+    def failed_then_run_again():
+        failed = ctl1_step(dev_graph, "ctl1-rolling-restart", tmp_path, root,
+                           OSHA_TEST_RESTART_FAILS="1")
+        left = state.exists(), pending(root).exists(), status_of("ctl1")
+        return failed, left, rolling_restart(dev_graph, tmp_path, root)
+
+    (failed, left, again), calls, failed_calls = calling(failed_then_run_again)
+    assert failed.returncode != 0 and "drained ctl1 from: api" in failed.stdout, failed.stdout
+    assert left == (True, True, "DRAIN (agent)")
+    assert again.returncode == 0 and "ctl1 serves again: api" in again.stdout, again.stdout
+    assert calls > 20 and failed_calls == [], (calls, failed_calls[:5])
+    assert status_of("ctl1") == "UP" and not state.exists() and not pending(root).exists()
 
 
 def agent_says(node: str, proxy: str, settings) -> str:
