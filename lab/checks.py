@@ -1,11 +1,14 @@
 """What a converged lab must show: the cluster's own view, and the services answering at the VIP."""
 from __future__ import annotations
 
+import json
 import subprocess
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.haproxy import STATS_PORT
+from components.shared_disk import DEVICE
 from lab.hypervisor import in_namespace
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
@@ -54,6 +57,27 @@ def parse_crm_mon(text: str) -> ClusterView:
                 for g in root.iter("group")})
 
 
+def filesystem_signatures(lab, node: dict) -> list[str]:
+    """The signatures on the shared disk as `node` reads it (`wipefs`: type and offset each)."""
+    result = lab.ssh(node, f"wipefs --noheadings --output TYPE,OFFSET {DEVICE}")
+    if result.returncode != 0:
+        raise RuntimeError(f"wipefs on {node['name']}: {result.stderr}")
+    return result.stdout.split("\n")[:-1]
+
+
+def cib_configuration(lab, node: dict) -> str:
+    """The CIB's configuration section, canonical XML, without what differs between equal runs
+    (the time of the last resource cleanup)."""
+    result = lab.ssh(node, "cibadmin --query --scope configuration", timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"cibadmin on {node['name']}: {result.stderr}")
+    root = ET.fromstring(result.stdout)
+    for parent in root.iter():
+        for pair in [c for c in parent if c.get("name") == "last-lrm-refresh"]:
+            parent.remove(pair)
+    return ET.canonicalize(ET.tostring(root, encoding="unicode"), strip_text=True)
+
+
 def mounted_on(lab, directory: str) -> list[str]:
     """Control nodes that have `directory` mounted (read through the substrate)."""
     return [node["name"] for node in lab.controls
@@ -73,6 +97,14 @@ def probe(kind: str, host: str, port: int, *rest: str) -> tuple[bool, str]:
     result = subprocess.run(in_namespace("python3", str(PROBE), kind, host, str(port), *rest),
                             capture_output=True, text=True, timeout=200)
     return result.returncode == 0, result.stdout.strip()
+
+
+def haproxy_servers(lab) -> dict[str, dict[str, str]]:
+    """{proxy: {server: status}} as HAProxy at the VIP reports them (its stats page)."""
+    ok, answer = probe("servers", lab.manifest["vip"], STATS_PORT)
+    if not ok:
+        raise RuntimeError(answer)
+    return json.loads(answer)
 
 
 def mysql(host: str, statement: str, timeout: float = 15) -> subprocess.CompletedProcess:

@@ -38,6 +38,8 @@ the VIP during the whole drill; every commit it saw acknowledged must be there a
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
 import statistics
 import subprocess
@@ -51,13 +53,13 @@ from pathlib import Path
 from typing import Optional
 
 from components.cluster_resources import GROUP
+from components.haproxy import STATS_PORT
 from lab import checks, evidence, openstack
 from lab.hypervisor import BRIDGE, in_namespace
 
 REPO = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 300
 SAMPLE_SECONDS = 0.25
-STATS_PORT = 8404
 BROKER_PORT = 5672
 PROBED = ("vip", "haproxy", "mysql_write", "broker", "keystone_token")
 MILESTONES = ("membership", "fenced", *PROBED)
@@ -470,13 +472,14 @@ def failure_kind(error: str) -> str:
 class PlannedWork:
     """Planned work (a `pulumi up` that restarts services) with every API called throughout:
     per API, its calls and failed calls while the work ran, by FAILURE_KINDS (with the first
-    errors)."""
+    errors); how busy the host's CPUs were meanwhile (`host_busy`)."""
     scenario: str
     layout: str
     seconds: float
     apis: dict[str, dict]
     rows_acknowledged: int
     rows_found: int
+    host_busy: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -508,11 +511,28 @@ def run_planned(lab, cloud: openstack.CloudChecks, scenario: str, work) -> Plann
     result = PlannedWork(scenario=scenario, layout=lab.settings.cluster.haproxy_layout,
                          seconds=round(ended - started, 1), apis=apis,
                          rows_acknowledged=len(acknowledged),
-                         rows_found=rows_present(lab, acknowledged))
+                         rows_found=rows_present(lab, acknowledged),
+                         host_busy=host_busy(prober, started, ended))
     print(f"planned {scenario} ({result.layout}, {result.seconds} s): failed calls "
-          f"{ {api: {k: a[k] for k in FAILURE_KINDS} for api, a in apis.items()} }",
-          file=sys.stderr, flush=True)
+          f"{ {api: {k: a[k] for k in FAILURE_KINDS} for api, a in apis.items()} }; "
+          f"host CPU {result.host_busy}", file=sys.stderr, flush=True)
     return result
+
+
+def host_busy(prober: Prober, started: float, ended: float) -> dict:
+    """How busy the host's CPUs were while the work ran: the median second, the share of
+    seconds at least 95 % busy, and the median of the seconds a call that timed out spanned."""
+    seconds = [e for e in prober.events if e["probe"] == "cpu" and started <= e["t"] <= ended]
+    timed_out = [c for api in prober.apis for c in prober.calls(api)
+                 if started <= c["t"] <= ended and not c["ok"]
+                 and failure_kind(c.get("error", "")) == "timeouts"]
+    # A sample covers the second before its stamp.
+    spanned = [s["busy"] for s in seconds
+               if any(c["t"] < s["t"] and s["t"] - 1 < c["t"] + c["seconds"] for c in timed_out)]
+    busy = [s["busy"] for s in seconds]
+    return {"median": round(statistics.median(busy), 2) if busy else None,
+            "saturated_share": round(sum(b >= 0.95 for b in busy) / len(busy), 2) if busy else None,
+            "median_during_timeouts": round(statistics.median(spanned), 2) if spanned else None}
 
 
 def next_row(lab) -> int:
@@ -690,6 +710,14 @@ def report(results: list[Failover], path: Path, machine: str = "") -> str:
     path.write_text(json.dumps({"machine": machine, "drills": [r.as_dict() for r in results]},
                                indent=2) + "\n")
     return text
+
+
+def machine() -> str:
+    """Which machine measured: CPU model, cores, memory."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
+                .splitlines() if line.startswith("model name")), platform.processor())
+    memory_gib = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 ** 2
+    return f"{cpu}, {os.cpu_count()} cores, {memory_gib:.0f} GiB"
 
 
 def report_planned(results: list[PlannedWork], path: Path, machine: str = "") -> None:

@@ -293,3 +293,15 @@ def prober_config(checks: CloudChecks, server_seconds: float) -> dict:
 def endpoint_ids(cloud: Cloud) -> list[tuple[str, str]]:
     """(id, URL) of every endpoint keystone lists."""
     return sorted((e["ID"], e["URL"]) for e in cloud.json("endpoint", "list"))
+
+
+def listed_twice(cloud: Cloud) -> dict[str, list]:
+    """Keystone's users, services and endpoints that exist more than once (none, after any
+    number of runs of the stack's steps)."""
+    keys = {"user": lambda e: e["Name"], "service": lambda e: (e["Name"], e["Type"]),
+            "endpoint": lambda e: (e["Service Name"], e["Interface"], e["Region"])}
+    twice = {}
+    for kind, key in keys.items():
+        seen = [key(e) for e in cloud.json(kind, "list")]
+        twice[kind] = sorted({k for k in seen if seen.count(k) > 1})
+    return twice

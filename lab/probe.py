@@ -3,13 +3,16 @@
     probe.py http HOST PORT PATH     -> prints the HTTP status
     probe.py amqp HOST PORT          -> prints "amqp" when the broker starts an AMQP 0-9-1 handshake
     probe.py tcp HOST PORT           -> prints "open"
+    probe.py servers HOST PORT       -> each server's status by proxy on HAProxy's stats page (JSON)
     probe.py keystone HOST PORT USER PROJECT PASSWORD
                                      -> a token, then the endpoints and services listed with it (JSON)
 Exits non-zero (printing the reason) when the service does not answer within the timeout.
 """
 from __future__ import annotations
 
+import csv
 import http.client
+import io
 import json
 import socket
 import sys
@@ -73,6 +76,17 @@ def keystone(host: str, port: int, user: str, project: str, password: str) -> st
     return json.dumps(listed)
 
 
+def servers(host: str, port: int) -> str:
+    connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
+    connection.request("GET", "/;csv")
+    rows = csv.DictReader(io.StringIO(connection.getresponse().read().decode().lstrip("# ")))
+    statuses: dict[str, dict[str, str]] = {}
+    for row in rows:
+        if row["svname"] not in ("FRONTEND", "BACKEND"):
+            statuses.setdefault(row["pxname"], {})[row["svname"]] = row["status"]
+    return json.dumps(statuses)
+
+
 def tcp(host: str, port: int) -> str:
     with socket.create_connection((host, port), timeout=TIMEOUT):
         return "open"
@@ -82,6 +96,7 @@ def main(argv: list[str]) -> int:
     kind, host, port, *rest = argv
     probes = {"http": lambda: http_status(host, int(port), rest[0] if rest else "/"),
               "amqp": lambda: amqp(host, int(port)), "tcp": lambda: tcp(host, int(port)),
+              "servers": lambda: servers(host, int(port)),
               "keystone": lambda: keystone(host, int(port), *rest)}
     try:
         print(probes[kind]())

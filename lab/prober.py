@@ -17,7 +17,8 @@ every call printed: {"probe": "api", "api": SERVICE, "kind": "read"|"backend", "
 now (printed as {"probe": "server", "phase": "before", "id": ...} once nova took it); `fault`
 asks for one from then on until nova takes it, and follows both to ACTIVE or ERROR (one that
 ends in ERROR is asked for again), each final state printed ({"probe": "server", "phase": ...,
-"status": ...}). At the end the prober prints its own CPU seconds.
+"status": ...}). Each second it prints how busy the host's CPUs were ({"probe": "cpu", "t": ...,
+"busy": 0-1}); at the end, its own CPU seconds.
 """
 from __future__ import annotations
 
@@ -85,6 +86,22 @@ def loop(name: str, check: Callable[[], tuple[bool, Optional[str]]], stop: threa
             emit(probe=name, t=time.monotonic(), ok=state[0], by=state[1])
             last = state
         stop.wait(INTERVALS.get(name, INTERVAL))
+
+
+def host_cpu(stop: threading.Event) -> None:
+    """Each second, the share of the host's CPU time that was busy ({"probe": "cpu", "busy": 0-1}):
+    the lab's nodes share the host's cores, so a saturated host is one reason for a slow answer."""
+    def busy_and_total() -> tuple[int, int]:
+        # user nice system idle iowait irq softirq steal (guest time is within user).
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+    before = busy_and_total()
+    while not stop.wait(1.0):
+        now = busy_and_total()
+        total = now[1] - before[1]
+        emit(probe="cpu", t=time.monotonic(), ok=True, by=None,
+             busy=round((now[0] - before[0]) / total, 3) if total else 0.0)
+        before = now
 
 
 def writer(config: dict, stop: threading.Event) -> None:
@@ -233,6 +250,7 @@ def main(argv: list[str]) -> int:
     threads = [threading.Thread(target=loop, args=(name, check, stop), daemon=True)
                for name, check in checks.items()]
     threads.append(threading.Thread(target=writer, args=(config, stop), daemon=True))
+    threads.append(threading.Thread(target=host_cpu, args=(stop,), daemon=True))
     servers = None
     if "apis" in config:
         api_callers, servers = api_threads(config, stop)

@@ -88,10 +88,15 @@ def interruption_from_environment(rendered: replay.Rendered, steps: list[str],
     point drawn with that seed (0-120 s after the start of a step another one waits for; a
     short step has ended by then, and the kill finds the steps running at that time)."""
     seed = os.environ.get("OSHA_LAB_INTERRUPT_SEED")
-    if seed is None:
-        return default
+    return default if seed is None else drawn_interruption(rendered, steps, int(seed))
+
+
+def drawn_interruption(rendered: replay.Rendered, steps: list[str],
+                       seed: int) -> replay.Interruption:
+    """The point `seed` draws among `steps`: 0-120 s after the start of a step another one
+    waits for."""
     awaited = [s for s in steps if any(s in rendered.dependencies(o) for o in steps)]
-    draw = random.Random(int(seed))
+    draw = random.Random(seed)
     return replay.Interruption(draw.choice(awaited), round(draw.uniform(0, 120), 1))
 
 
@@ -169,11 +174,17 @@ class Lab:
         self.settings = stack_settings.parse(
             json.loads((rendered / "settings.json").read_text()), STACK)
 
-    def update_to(self, rendered: Path) -> list[replay.Result]:
-        """`pulumi up` from the current render to `rendered`: only new and changed steps run."""
+    def update_to(self, rendered: Path,
+                  interruption: replay.Interruption | None = None) -> list[replay.Result]:
+        """`pulumi up` from the current render to `rendered`: only new and changed steps run.
+        With `interruption`, killed there once and run again (replay.run_resumed)."""
         changed = replay.changed_steps(replay.Rendered.load(self.rendered),
                                        replay.Rendered.load(rendered))
-        results = self.replayer(rendered).run("update", changed)
+        if interruption is None:
+            results = self.replayer(rendered).run("update", changed)
+        else:
+            results = replay.run_resumed(lambda chosen: self.replayer(rendered, chosen), "update",
+                                         changed, interruption)
         self.use(rendered)
         return results
 

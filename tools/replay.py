@@ -28,7 +28,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 REMOTE = "command:remote:Command"
 RUNNABLE = (REMOTE, "command:remote:CopyToRemote", "command:local:Command")
@@ -307,6 +307,20 @@ class Replayer:
                     # Killed between steps: the steps that finished are done, nothing starts.
                     raise Interrupted(self.interruption, self._killed)
         return results
+
+
+def run_resumed(replayer: Callable[[Optional[Interruption]], Replayer], phase: str,
+                names: list[str], interruption: Interruption) -> list[Result]:
+    """`names` run once with `interruption`, then again for every step the killed run did not
+    finish (the engine keeps a finished step's new state): both runs' results, in the order
+    they ended. `replayer(interruption)` makes each run's Replayer."""
+    first = replayer(interruption)
+    try:
+        first.run(phase, names)
+    except Interrupted as killed:
+        print(f"first run: {killed}", file=sys.stderr, flush=True)
+    finished = {r.name for r in first.results if r.returncode == 0}
+    return first.results + replayer(None).run(phase, [n for n in names if n not in finished])
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -2,9 +2,14 @@
 slowest answer, and the servers asked for around the fault (part of `make test`)."""
 from __future__ import annotations
 
+import json
+import threading
+import time
+
 import pytest
 
-from lab.drill import RECOVERY_CALLS, Prober, api_figures, server_figures
+from lab import prober as prober_program
+from lab.drill import RECOVERY_CALLS, Prober, api_figures, host_busy, server_figures
 
 FAULT = 100.0
 
@@ -169,3 +174,31 @@ def test_calls_count_in_the_order_they_started():
     assert [c["t"] - FAULT for c in prober.calls("keystone")] == [1, 2, 3, 4, 5, 6, 7]
     prober.apis = ["keystone"]
     assert prober.api_figures(FAULT)["keystone"]["outage"] == 3.0
+
+
+def test_host_busy_is_judged_within_the_work_and_over_the_seconds_timed_out_calls_spanned():
+    samples = [{"probe": "cpu", "t": float(t), "busy": busy}
+               for t, busy in ((10, 0.2), (11, 0.3), (12, 1.0), (13, 0.97), (14, 0.4), (30, 1.0))]
+    timed_out = {"probe": "api", "api": "keystone", "t": 11.5, "ok": False, "seconds": 2.0,
+                 "error": "ConnectTimeout: Request to http://vip:5000/v3 timed out"}
+    refused = {"probe": "api", "api": "keystone", "t": 10.5, "ok": False, "seconds": 0.01,
+               "error": "CallFailed: GET /v3: HTTP 503"}
+    prober = prober_with([*samples, timed_out, refused])
+    prober.apis = ["keystone"]
+    # The timed-out call spans 11.5-13.5: the seconds ending at 12, 13 and 14 (not the
+    # refused call's, nor the sample after the work).
+    assert host_busy(prober, 9.0, 20.0) == {
+        "median": 0.4, "saturated_share": 0.4, "median_during_timeouts": 0.97}
+
+
+def test_the_prober_reports_the_hosts_busy_share_each_second(capsys):
+    stop = threading.Event()
+    sampler = threading.Thread(target=prober_program.host_cpu, args=(stop,))
+    sampler.start()
+    time.sleep(2.5)
+    stop.set()
+    sampler.join()
+    samples = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    # About two (a loaded machine may wake the sampler late).
+    assert samples and all(s["probe"] == "cpu" and 0 <= s["busy"] <= 1
+                           for s in samples), samples

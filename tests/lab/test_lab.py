@@ -7,10 +7,10 @@ changed template, and the delete path with a node down. `make lab`.
 """
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -24,7 +24,7 @@ from components import shared_disk
 from components.endpoints import load_rules
 from components.fencing import KEY_FILE
 from components.openstack_config import node_plan
-from lab import checks, drill, openstack, session
+from lab import checks, drill, maintenance, openstack, session
 from lab.substrate import FAULTS
 from tools import replay
 
@@ -170,6 +170,14 @@ def test_a_second_keystone_run_keeps_every_endpoint(lab, cloud):
 INI_LINE = re.compile(r"^\[ (?P<section>[^]]+) \] (?P<key>[^ =]+) = (?P<value>.*)$")
 
 
+def test_the_killed_run_left_no_second_keystone_entry_and_one_filesystem(lab, cloud):
+    """After the converge's killed first run: each user, service and endpoint once, and one
+    filesystem signature on the shared disk (the second run found the first's)."""
+    assert openstack.listed_twice(cloud.cloud) == {"user": [], "service": [], "endpoint": []}
+    signatures = checks.filesystem_signatures(lab, lab.controls[0])
+    assert len(signatures) == 1, signatures
+
+
 def test_repointed_keys_name_the_vip_and_no_node_address(lab):
     """On every node, every key the repoint points at the VIP (in each repointed file the node
     has, read with crudini) names the VIP's name and no node's address."""
@@ -230,51 +238,15 @@ def test_rerun_without_changes_keeps_the_cib_restarts_nothing_and_fences_nobody(
     assert node_state(lab) == before
 
 
-def reboot(lab, node: dict, seconds: float = 300) -> None:
-    """The operator's clean reboot of `node` (a container that powers off instead is started
-    again after 30 s off): done when it runs again (a marker in /run, which every boot empties,
-    is gone) and the cluster has it online."""
-    marker = "/run/osha-lab-before-reboot"
-    assert lab.nodes.exec(node, f"touch {marker}").returncode == 0
-    lab.nodes.exec(node, "systemctl reboot")
-    other = next(n for n in lab.controls if n["name"] != node["name"])
-    deadline, off_since = time.monotonic() + seconds, None
-    while lab.nodes.exec(node, f"test ! -e {marker}").returncode != 0 or \
-            node["name"] not in checks.cluster_view(lab, other).online:
-        assert time.monotonic() < deadline, f"{node['name']} not back in {seconds:.0f} s"
-        if lab.nodes.is_running(node):
-            off_since = None
-        elif off_since is None:
-            off_since = time.monotonic()
-        elif time.monotonic() - off_since > 30:
-            lab.nodes.start(node)
-        time.sleep(1)
-
-
 def test_a_node_taken_out_for_maintenance_and_rebooted_costs_no_refused_call(lab, cloud, tmp_path):
     """`maintenance: [node]` for a node that holds neither the VIP nor the core group, through the
     update path: drained and in standby, rebooted by its operator, then back once the setting no
     longer lists it. The prober calls every API throughout."""
     drill.wait_settled(lab)
-    serving = lab.rendered
     holder = lab.holder_of_vip()
     node = next(n for n in lab.controls if n["name"] != holder["name"])
-    raw = json.loads((serving / "settings.json").read_text())
-    out = session.render_settings(tmp_path / "out", {**raw, "maintenance": [node["name"]]})
-    step = f"{node['name']}-maintenance"
-    for before, after in ((serving, out), (out, serving)):
-        changed = replay.changed_steps(replay.Rendered.load(before), replay.Rendered.load(after))
-        assert changed == [step], changed
-    outputs = []
-
-    def maintenance():
-        outputs.extend(r.stdout for r in lab.update_to(out))
-        view = checks.cluster_view(lab, holder)
-        assert not [r for r, nodes in view.running.items() if node["name"] in nodes], view
-        reboot(lab, node)
-        outputs.extend(r.stdout for r in lab.update_to(serving))
-
-    planned = drill.run_planned(lab, cloud, "maintenance", maintenance)
+    planned, outputs = maintenance.rebooted_in_maintenance(lab, cloud, node, tmp_path / "out",
+                                                           "maintenance")
     drill.report_planned([planned], MAINTENANCE_RESULTS)
     assert f"{node['name']} in maintenance" in outputs[0], outputs
     assert outputs[1].startswith(f"{node['name']} serves: "), outputs
@@ -327,22 +299,35 @@ EVERY_API_CHANGE = {"openstack/_authtoken.j2": "service_token_roles_required = f
 def test_a_change_every_api_reads_restarts_them_node_by_node_without_a_refused_call(
         lab, cloud, tmp_path):
     """The update path of a change that restarts every API service: each node drained from
-    HAProxy while its services restart, one node at a time. An API that runs on one node only
-    (glance-api, in the core group) has no other server: its restart in place is reported."""
+    HAProxy while its services restart, one node at a time. The first run is killed while the
+    second node restarts (`session.interruption_from_environment`); the second run finishes the
+    change, and every node serves again. An API that runs on one node only (glance-api, in the
+    core group) has no other server: its restart in place is reported."""
     drill.wait_settled(lab)
     rendered = render_with_template_edits(lab, tmp_path, EVERY_API_CHANGE)
     changed = replay.changed_steps(replay.Rendered.load(lab.rendered), replay.Rendered.load(rendered))
     controls = [n["name"] for n in lab.controls]
     assert {f"{n}-openstack-install" for n in controls} <= set(changed), changed
     assert {f"{n}-rolling-restart" for n in controls} <= set(changed), changed
+    default = replay.Interruption(f"{controls[1]}-rolling-restart", 20)
+    interruption = session.interruption_from_environment(
+        replay.Rendered.load(rendered), changed, default)
     results = []
     planned = drill.run_planned(lab, cloud, "rolling-change",
-                                lambda: results.extend(lab.update_to(rendered)))
+                                lambda: results.extend(lab.update_to(rendered, interruption)))
     drill.report_planned([planned], PLANNED_RESULTS)
-    outputs = {r.name: r.stdout for r in results}
+    assert -signal.SIGKILL in {r.returncode for r in results if r.name == interruption.step}, \
+        f"{interruption} killed nothing"
+    outputs: dict[str, str] = {}
+    for result in results:
+        outputs[result.name] = outputs.get(result.name, "") + result.stdout
     for node in controls:
         assert f"drained {node} from:" in outputs[f"{node}-rolling-restart"], outputs
         assert f"{node} serves again:" in outputs[f"{node}-rolling-restart"], outputs
+    # No server left drained (a node serves only the core group's APIs where it holds it).
+    servers = checks.haproxy_servers(lab)
+    assert not [status for by_server in servers.values() for status in by_server.values()
+                if "DRAIN" in status or "MAINT" in status], servers
     # Refused (an HTTP error, a refused connection) is what a drain prevents. Answers slower than
     # the prober's timeout (two cores restarting a node's services) and connections closed
     # without an answer (seen in the drills before any fault too) are reported.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import os
 import shutil
 import socket
@@ -155,6 +156,21 @@ def test_an_interruption_between_steps_starts_nothing_more(tmp_path):
     with pytest.raises(replay.Interrupted):
         replayer.run("create")
     assert not (tmp_path / "next").exists()
+
+
+def test_a_resumed_run_runs_again_only_what_the_killed_run_did_not_finish(tmp_path):
+    """As `pulumi up` after a killed one: a step that finished keeps its new state and does not
+    run again; the killed step and those it blocked run."""
+    runs = tmp_path / "runs"
+    steps = local_steps(tmp_path / "render", {
+        "first": (f"echo first >>{runs}", []),
+        "killed": (f"sleep 2; echo killed >>{runs}", ["first"]),
+        "blocked": (f"echo blocked >>{runs}", ["killed"])})
+    results = replay.run_resumed(lambda chosen: replay.Replayer(steps, interruption=chosen),
+                                 "create", list(steps.steps), replay.Interruption("killed", 0.3))
+    assert [(r.name, r.returncode) for r in results] == [
+        ("first", 0), ("killed", -signal.SIGKILL), ("killed", 0), ("blocked", 0)]
+    assert runs.read_text().split() == ["first", "killed", "blocked"]
 
 
 def test_changed_steps_are_exactly_the_edited_ones(rendered, tmp_path):
