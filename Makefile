@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # The embedded default backend (Pulumi.yaml) keeps state in ~/.pulumi-openstack-ha.
 STATE_DIR := $(HOME)/.pulumi-openstack-ha
 
-.PHONY: deps venv test lab lab-deps lab-vms lab-deps-vms bench up preview destroy render settings-doc pulumi-cli ephemeral render-diff
+.PHONY: deps venv test lab lab-deps lab-vms lab-deps-vms bench bench-interrupted bench-maintenance up preview destroy render settings-doc pulumi-cli ephemeral render-diff
 
 # Debian packages the tests run (listed in .ci/packages.txt); installs only what is missing.
 deps:
@@ -46,6 +46,17 @@ lab-vms: lab-deps-vms venv
 # a table, bench/results/failover-$(PROFILE).json and .png.
 bench: lab-deps venv
 	$(PYTHON) bench/failover.py --profile $(PROFILE)
+
+# The interrupted-converge bench: a clean converge, then RUNS fresh labs each killed at a seeded
+# step and converged again, every one judged (bench/results/interrupted-fast.json; ~12 min each).
+RUNS ?= 10
+bench-interrupted: lab-deps venv
+	$(PYTHON) bench/interrupted.py --profile fast --runs $(RUNS)
+
+# The maintenance bench: the core group's holder, then another control node, each taken out,
+# rebooted and brought back with every API probed (bench/results/maintenance-fast.json).
+bench-maintenance: lab-deps venv
+	$(PYTHON) bench/maintenance.py --profile fast
 
 render: venv
 	$(PYTHON) tools/render.py --stack $(STACK) --out rendered/$(STACK)

@@ -19,8 +19,6 @@ bench/results/failover-PROFILE.png. Everything it started is ended when it stops
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -29,14 +27,6 @@ sys.path.insert(0, str(REPO))
 
 from lab import drill, openstack, session  # noqa: E402
 from lab.substrate import FAULTS  # noqa: E402
-
-
-def machine() -> str:
-    """Which machine measured: CPU model, cores, memory."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
-    memory_gib = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 ** 2
-    return f"{cpu}, {os.cpu_count()} cores, {memory_gib:.0f} GiB"
 
 
 def drills(lab: session.Lab, layout: str, rounds: int, faults: list[str],
@@ -100,8 +90,8 @@ def main() -> int:
         session.ensure_down()
         if results:
             name = f"failover-{args.profile}"
-            drill.report(results, args.out / f"{name}.json", machine())
-            drill.chart(results, args.out / f"{name}.png", machine())
+            drill.report(results, args.out / f"{name}.json", drill.machine())
+            drill.chart(results, args.out / f"{name}.png", drill.machine())
     return 0
 
 

@@ -536,7 +536,9 @@ def host_busy(prober: Prober, started: float, ended: float) -> dict:
 
 
 def next_row(lab) -> int:
-    """The first row id no drill has used yet."""
+    """The first row id no drill has used yet (the lab's MySQL user and table made first: a
+    bench runs drills on a lab no check has prepared)."""
+    checks.ensure_mysql_user(lab, lab.holder_of_vip())
     result = checks.mysql(lab.manifest["vip"], "SELECT COALESCE(MAX(id), 0) + 1 FROM writes;")
     if result.returncode != 0:
         raise RuntimeError(f"reading the last row id: {result.stderr}")

@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 import settings as stack_settings
-from lab import containers, drill, evidence, session, vms
+from bench import interrupted
+from bench import maintenance as maintenance_bench
+from lab import checks, containers, drill, evidence, session, vms
 from lab.hypervisor import STATE_DIR
 from tools import render, replay
 
@@ -373,3 +375,58 @@ def test_the_first_converge_is_killed_where_chosen_or_where_the_seed_draws(lab_s
         assert 0 <= point.seconds <= 120
         drawn.add(point.step)
     assert len(drawn) > 5
+
+
+def test_the_interrupted_bench_report_round_trips_and_tables_each_run(tmp_path):
+    runs = [interrupted.Run(None, second_run_seconds=400.0),
+            interrupted.Run(3, "ctl1-openstack-install", 61.4,
+                            ["ctl1-openstack-install", "ctl2-openstack-install"], 300.2),
+            interrupted.Run(4, "cluster-setup", 12.0, ["cluster-setup"], 250.0,
+                            ["keystone lists twice: {'user': ['nova']}"])]
+    path = tmp_path / "interrupted.json"
+    interrupted.save(runs, path, "a machine")
+    assert interrupted.load(path) == runs
+    assert [r.converged for r in runs] == [True, True, False]
+    assert interrupted.markdown(runs).splitlines()[2:] == [
+        "| - | clean run (the reference) | - | 400.0 s | converged |",
+        "| 3 | ctl1-openstack-install +61 s | ctl1-openstack-install, ctl2-openstack-install "
+        "| 300.2 s | converged |",
+        "| 4 | cluster-setup +12 s | cluster-setup | 250.0 s "
+        "| keystone lists twice: {'user': ['nova']} |"]
+
+
+class Answering:
+    """A lab whose every node answers any command with `text`."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def ssh(self, node, command, **_kwargs):
+        return subprocess.CompletedProcess([], 0, self.text, "")
+
+
+def test_cib_configurations_are_equal_but_for_the_time_of_the_last_cleanup():
+    cib = ('<configuration>\n  <crm_config><cluster_property_set id="opts">'
+           '<nvpair id="opts-stonith" name="stonith-enabled" value="true"/>{}'
+           '</cluster_property_set></crm_config>\n  <resources/></configuration>')
+    node = {"name": "ctl1"}
+    cleaned = checks.cib_configuration(Answering(cib.format(
+        '<nvpair id="opts-refresh" name="last-lrm-refresh" value="1765000000"/>')), node)
+    assert cleaned == checks.cib_configuration(Answering(cib.format("").replace("\n  ", "")), node)
+    assert cleaned != checks.cib_configuration(
+        Answering(cib.format("").replace('"true"', '"false"')), node)
+
+
+def test_the_maintenance_bench_tables_each_scenarios_failed_calls_per_api(tmp_path):
+    apis = {"keystone": {"calls": 100, "failed": 3}, "nova-api": {"calls": 90, "failed": 0}}
+    done = [drill.PlannedWork("maintenance-holder", "clone", 120.5, apis, 10, 10,
+                              {"median": 0.8, "saturated_share": 0.3,
+                               "median_during_timeouts": 0.99}),
+            drill.PlannedWork("maintenance", "clone", 70.1, {"keystone": apis["keystone"]}, 5, 5)]
+    path = tmp_path / "maintenance.json"
+    drill.report_planned(done, path, "a machine")
+    assert maintenance_bench.markdown(json.loads(path.read_text())["scenarios"]).splitlines() == [
+        "| scenario | seconds | keystone | nova-api | host CPU busy (median, during timeouts) |",
+        "|---|---|---|---|---|",
+        "| maintenance-holder | 120.5 | 3/100 | 0/90 | 0.8, 0.99 |",
+        "| maintenance | 70.1 | 3/100 | - | None, None |"]
