@@ -20,10 +20,9 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 venv: $(VENV)/.installed
 
 # The fast suite: mock-runtime graph tests and every rendered artifact through its real tool,
-# one pytest-xdist worker per CPU (most of it is `pcs` and rendered scripts, one process each;
-# tests marked with an xdist_group share a worker).
+# one pytest-xdist worker per CPU (most of it is `pcs` and rendered scripts, one process each).
 test: deps venv
-	$(PYTHON) -m pytest -q -n auto --dist loadgroup
+	$(PYTHON) -m pytest -q -n auto
 
 # The lab: the stack's own steps on libvirt LXC containers in a private network namespace
 # (tests/lab; converge, checks, a failover round per layout, re-run, delete). `make lab-vms` runs

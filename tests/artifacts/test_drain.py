@@ -30,10 +30,11 @@ from lab import probe
 from tests.conftest import stack_config
 from tools import render
 
-# Fixed loopback ports: under pytest-xdist (`make test`) these tests share one worker.
-pytestmark = pytest.mark.xdist_group("drain-loopback-ports")
-
-ADDRESSES = {"vip": "127.0.0.10", "ctl1": "127.0.0.11", "ctl2": "127.0.0.12"}
+# Each pytest-xdist worker (`make test`) its own loopback addresses: two of these tests side by
+# side on the same ones answered each other's clients.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+ADDRESSES = {name: f"127.{WORKER // 200}.{WORKER % 200 + 1}.{host}"
+             for name, host in (("vip", 10), ("ctl1", 11), ("ctl2", 12))}
 API_PORT, FRONT_PORT, STATS_PORT = 18500, 18501, 18502
 # Every answer takes this long: a restart that cuts requests under way fails calls.
 ANSWER_SECONDS = 0.3
