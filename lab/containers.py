@@ -66,6 +66,7 @@ def domain_xml(node: dict, root: Path, network: str, link: str, shared_device: s
 class Containers(Substrate):
     name = "containers"
     uri = "lxc:///"
+    consoles_need_a_reader = True
 
     def __init__(self, rendered: Path, base: Path, shared_device: str, repository: Path):
         super().__init__(rendered, base)

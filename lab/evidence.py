@@ -59,6 +59,22 @@ def cluster_report(lab, scores: bool = False) -> str:
     return _run_all(lab, running[0], {**CLUSTER_VIEW, **(SCORES if scores else {})})
 
 
+# Why a node is not back in the cluster, short enough for an error message. Each systemctl call
+# bounded: with PID 1 stuck (where /proc/1/stack shows it) they wait for it.
+NODE_STATE = {
+    "init": "cat /proc/1/stack; ps -eo pid,stat,wchan:24,args --forest | head -25",
+    "boot": "timeout 20 systemctl is-system-running; timeout 20 systemctl --failed --plain",
+    "cluster units": "timeout 20 systemctl status --no-pager -n 15 corosync pacemaker",
+}
+
+
+def node_report(lab, node: dict) -> str:
+    """`node`'s power state, and when it runs, its boot's state and its cluster units' status."""
+    if not lab.nodes.is_running(node):
+        return f"{node['name']} is not running"
+    return _run_all(lab, node, NODE_STATE)
+
+
 def save(lab, label: str) -> Path:
     """The cluster's view and every running node's logs under `<artifacts>/<label>`; returns
     that directory."""

@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -86,9 +87,11 @@ def in_libvirtd_mounts(*argv: str) -> subprocess.CompletedProcess:
 
 
 class Hypervisor:
-    def __init__(self, network: dict, substrate, names: dict[str, str]):
-        """`names`: {address: DNS name} the lab network's clients resolve (the VIP's)."""
+    def __init__(self, network: dict, substrate, names: dict[str, str], consoles: Path):
+        """`names`: {address: DNS name} the lab network's clients resolve (the VIP's);
+        `consoles`: where each container's console is logged (lab/consoles.py)."""
         self.network = network
+        self.consoles = consoles
         self.cidr = ipaddress.IPv4Network(network["cidr"])
         self.substrate = substrate
         self.names = names
@@ -123,12 +126,24 @@ class Hypervisor:
         # What a run killed during its teardown left defined (its libvirtd ended before the
         # undefine): a definition under the same name would refuse the new one.
         undefine_all()
+        if self.substrate.consoles_need_a_reader:
+            self._read_consoles()
         self._network()
         self._sshd()
 
     def _daemon(self, name: str, argv: list[str], pid_file: Path) -> None:
         run(*in_namespace(*argv))
         record_pid(name, _wait_for_pid_file(pid_file))
+
+    def _read_consoles(self) -> None:
+        """lab/consoles.py: every container's console read (unread, it can hang its PID 1)."""
+        self.consoles.mkdir(parents=True, exist_ok=True)
+        with (self.consoles / "reader.err").open("ab") as errors:
+            reader = subprocess.Popen([sys.executable, "-m", "lab.consoles", str(self.consoles)],
+                                      cwd=Path(__file__).resolve().parent.parent,
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                      stderr=errors, start_new_session=True)
+        record_pid("consoles", reader.pid)
 
     def _wait_libvirt(self) -> None:
         deadline = time.monotonic() + 60
@@ -191,7 +206,7 @@ def cleanup() -> None:
             undefine_all()
         except subprocess.TimeoutExpired:
             pass  # a libvirtd that does not answer is ended by its PID below, with its domains
-    for name in ("sshd", "libvirtd", "virtlogd"):
+    for name in ("consoles", "sshd", "libvirtd", "virtlogd"):
         pid: Optional[int] = recorded.get("pids", {}).get(name)
         if pid and _alive(pid):
             os.kill(pid, signal.SIGTERM)
@@ -206,6 +221,11 @@ def cleanup() -> None:
 
 
 def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False  # this process's own child (the console reader), now reaped
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

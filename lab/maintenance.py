@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from lab import checks, drill, openstack, session
+from lab import checks, drill, evidence, openstack, session
 from tools import replay
 
 
@@ -24,7 +24,8 @@ def reboot(lab, node: dict, seconds: float = 300) -> None:
     while lab.nodes.exec(node, f"test ! -e {marker}").returncode != 0 or \
             node["name"] not in checks.cluster_view(lab, other).online:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{node['name']} not back in {seconds:.0f} s")
+            raise RuntimeError(f"{node['name']} not back in {seconds:.0f} s\n"
+                               f"{evidence.node_report(lab, node)}")
         if lab.nodes.is_running(node):
             off_since = None
         elif off_since is None:

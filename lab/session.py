@@ -165,7 +165,8 @@ class Lab:
             Containers(rendered, base, shared_disk.DEVICE, repository)
             if substrate == "containers" else VMs(rendered, base))
         self.hypervisor = hypervisor.Hypervisor(self.manifest["network"], self.nodes,
-                                                {self.manifest["vip"]: self.settings.vip_fqdn})
+                                                {self.manifest["vip"]: self.settings.vip_fqdn},
+                                                self.artifacts / "consoles")
 
     def use(self, rendered: Path) -> None:
         """Take `rendered` (tools/render.py's output, with its settings) as the stack."""

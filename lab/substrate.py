@@ -31,6 +31,8 @@ class Substrate:
 
     name = ""
     uri = ""
+    # A domain whose console, unread, stops it (lab/consoles.py reads them).
+    consoles_need_a_reader = False
 
     def __init__(self, rendered: Path, base: Path):
         self.rendered = rendered

@@ -256,6 +256,10 @@ def test_a_node_taken_out_for_maintenance_and_rebooted_costs_no_refused_call(lab
     assert not refused, refused
     assert all(a["calls"] > 0 for a in planned.apis.values()), planned.apis
     assert planned.rows_found == planned.rows_acknowledged > 0, planned
+    # Its console was read through the reboot and after it (lab/consoles.py): unread, it fills
+    # and the node's PID 1 hangs, at the latest while it shuts down.
+    console = (lab.hypervisor.consoles / f"{node['domain']}.log").read_bytes()
+    assert console.rfind(b"Welcome to") > console.rfind(b"Rebooting.") >= 0, console[-2000:]
     drill.wait_settled(lab)
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import threading
+import time
+import tty
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -21,7 +24,7 @@ import pytest
 import settings as stack_settings
 from bench import interrupted
 from bench import maintenance as maintenance_bench
-from lab import checks, containers, drill, evidence, session, vms
+from lab import checks, consoles, containers, drill, evidence, session, vms
 from lab.hypervisor import STATE_DIR
 from tools import render, replay
 
@@ -430,3 +433,28 @@ def test_the_maintenance_bench_tables_each_scenarios_failed_calls_per_api(tmp_pa
         "|---|---|---|---|---|",
         "| maintenance-holder | 120.5 | 3/100 | 0/90 | 0.8, 0.99 |",
         "| maintenance | 70.1 | 3/100 | - | None, None |"]
+
+
+def test_a_console_is_read_from_before_its_reader_opened_it_to_its_close(tmp_path):
+    """lab/consoles.py: what the boot wrote before the reader opened the pty is kept (a flush
+    would drop it), everything after too, and the reader ends when the pty's other end closes,
+    as a container's controller closes it when the container stops."""
+    controller_end, console_end = os.openpty()
+    tty.setraw(console_end)  # as libvirt opens it
+    log = tmp_path / "lab-ctl1.log"
+    reader = threading.Thread(target=consoles.read_console, args=(os.ttyname(console_end), log),
+                              daemon=True)
+    try:
+        os.write(controller_end, b"Welcome to Debian\r\n")
+        reader.start()
+        os.write(controller_end, b"Rebooting.\r\n")
+        deadline = time.monotonic() + 30
+        while b"Rebooting." not in (log.read_bytes() if log.exists() else b""):
+            assert time.monotonic() < deadline, "the reader did not copy what was written"
+            time.sleep(0.05)
+    finally:
+        os.close(console_end)
+        os.close(controller_end)
+    reader.join(30)
+    assert not reader.is_alive()
+    assert log.read_bytes() == b"Welcome to Debian\r\nRebooting.\r\n"
