@@ -115,14 +115,6 @@ def cluster_units(family: str, services: dict[str, bool]) -> dict[str, str]:
             if "cluster_unit" in data()["services"][name]}
 
 
-def managed_units(settings) -> dict[str, str]:
-    """{Pacemaker resource id: unit} of the services the stack installs that the cluster runs on
-    one node (glance-api); none when the image carries the services."""
-    if not settings.openstack.installs:
-        return {}
-    return cluster_units(settings.image.os_family, settings.services)
-
-
 def idle_units(role: str, family: str) -> list[str]:
     return list(data()["idle_units"][family]) if role == "control" else []
 

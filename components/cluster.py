@@ -6,24 +6,15 @@ from pathlib import PurePosixPath
 
 import pulumi
 
-import openstack_packages
+from components.cluster_units import units_only_pacemaker_starts
 from components.credentials import Credentials
 from components.node import ClusterNode
 from components.templating import package_list, render
 from settings import Settings
 
-BROKER_UNITS = {"qpid": "qpidd", "rabbitmq": "rabbitmq-server"}
 BROKER_PACKAGES = {"qpid": "qpid-cpp-server", "rabbitmq": "rabbitmq-server"}
-MYSQL_UNITS = ("mariadb", "mysql", "mysqld")
 # Where MySQL logs when Pacemaker starts it (the mysql agent's `log`); the directory must exist.
 MYSQL_LOG = {"rhel": "/var/log/mariadb/mariadb.log", "debian": "/var/log/mysql/error.log"}
-
-
-def managed_units(settings: Settings) -> list[str]:
-    """systemd units only Pacemaker may start."""
-    return [*MYSQL_UNITS, BROKER_UNITS[settings.cluster.broker], "haproxy",
-            *openstack_packages.managed_units(settings).values(),
-            *(s.unit for s in settings.cluster.singletons)]
 
 
 @dataclass
@@ -49,7 +40,7 @@ class Cluster(pulumi.ComponentResource):
             self.prep[node.spec.name] = node.step(
                 f"{node.spec.name}-cluster-prep", parent=self,
                 create=render("cluster-prep.sh.j2", packages=packages,
-                              units=managed_units(s),
+                              units=units_only_pacemaker_starts(s),
                               mysql_log_dir=str(PurePosixPath(MYSQL_LOG[s.image.os_family]).parent),
                               **context),
                 stdin=args.credentials.hacluster_password)

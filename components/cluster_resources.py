@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import pulumi
 
-import openstack_packages
-from components.cluster import BROKER_UNITS, MYSQL_LOG, Cluster
+from components.cluster import MYSQL_LOG, Cluster
+from components.cluster_units import BROKER_UNITS, installed_single_node_services
 from components.credentials import Credentials, stdin_lines
 from components.fencing import Fencing, StonithDevice
 from components.node import ClusterNode
@@ -119,7 +119,7 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
         # check sends image traffic there. After MySQL: it needs the database, and MySQL, which
         # every API needs, starts without waiting for it.
         *(Resource(name, f"systemd:{unit}", ops=("start timeout=120s", "monitor interval=30s"))
-          for name, unit in openstack_packages.managed_units(s).items()),
+          for name, unit in installed_single_node_services(s).items()),
         *([] if broker.clone else [broker]),  # the seed's layout: the broker after MySQL
         *(Resource(x.name, f"systemd:{x.unit}", ops=("monitor interval=30s",))
           for x in s.cluster.singletons),

@@ -7,14 +7,14 @@ endpoints are fixed once per cluster, from the first control node, after HAProxy
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_command as command
 
 import data_schema
-import openstack_packages
 from catalogue import SERVICES, base_url, by_name, endpoints
+from components.cluster_units import Restart, resource_of_unit
 from components.node import ClusterNode
 from components.rolling_restart import PENDING_RESTARTS
 from components.templating import TEMPLATES, render
@@ -35,32 +35,6 @@ class Edit:
     value: str
     query: str = ""
     if_present: bool = False
-
-
-@dataclass(frozen=True)
-class Restart:
-    """What re-reads `path`: systemd units, and Pacemaker resources for the managed ones."""
-
-    path: str
-    units: tuple[str, ...]
-    resources: tuple[str, ...]
-
-    @classmethod
-    def of(cls, path: str, units: Iterable[str], managed: dict[str, str]) -> Restart:
-        """`units` re-read `path`; the ones in `managed` ({unit: resource id}) as resources."""
-        units = tuple(units)
-        return cls(path, tuple(u for u in units if u not in managed),
-                   tuple(managed[u] for u in units if u in managed))
-
-
-def merged(rows: Iterable[Restart]) -> list[Restart]:
-    """One row per path, with the units and resources of every row for it, in first-seen order."""
-    by_path: dict[str, Restart] = {}
-    for row in rows:
-        old = by_path.get(row.path, Restart(row.path, (), ()))
-        by_path[row.path] = Restart(row.path, tuple(dict.fromkeys(old.units + row.units)),
-                                    tuple(dict.fromkeys(old.resources + row.resources)))
-    return list(by_path.values())
 
 
 def load_rules() -> list[dict[str, Any]]:
@@ -111,17 +85,10 @@ def node_edits(settings: Settings, node: Node) -> list[Edit]:
     return edits
 
 
-def cluster_managed(settings: Settings) -> dict[str, str]:
-    """{unit: Pacemaker resource id} of every OpenStack unit the cluster runs on one node: the
-    singletons, and glance-api when the stack installs it."""
-    return {**{unit: name for name, unit in openstack_packages.managed_units(settings).items()},
-            **{s.unit: s.name for s in settings.cluster.singletons}}
-
-
 def node_restarts(settings: Settings, node: Node) -> list[Restart]:
     """Per file: its units, the Pacemaker-managed ones as their resource ids."""
-    managed = cluster_managed(settings)
-    return [Restart.of(entry["path"], entry["units"][settings.image.os_family], managed)
+    resource_of = resource_of_unit(settings)
+    return [Restart.of(entry["path"], entry["units"][settings.image.os_family], resource_of)
             for entry in load_rules() if node.role in entry["roles"]]
 
 

@@ -11,6 +11,7 @@ import pulumi_tls as tls
 
 import openstack_packages
 from catalogue import SERVICES
+from components.cluster_units import installed_single_node_services
 from components.credentials import Credentials
 from components.hypervisor import HypervisorSite
 from components.shared_disk import SharedDisk
@@ -191,7 +192,7 @@ def node_apis(settings: Settings, node: Node) -> list[str]:
     """address:port of every API this node serves itself (glance-api runs on one node only)."""
     if node.role != "control":
         return []
-    cluster_run = openstack_packages.cluster_units(settings.image.os_family, settings.services)
+    cluster_run = installed_single_node_services(settings)
     return [f"{node.ip}:{s.port}" for s in SERVICES
             if settings.services.get(s.name) and s.name in openstack_packages.installable()
             and s.name not in cluster_run]

@@ -23,7 +23,7 @@ import pulumi_random as random
 import openstack_packages
 from catalogue import SERVICES, base_url, by_name, endpoints
 from components.credentials import Credentials, stdin_lines
-from components.endpoints import Restart, merged
+from components.cluster_units import Restart, merged
 from components.node import ClusterNode, node_apis
 from components.openstack_config import (KEY_INDEXES, KEY_REPOSITORIES, STARTED_MARKER, NodePlan,
                                          key_name, node_plan, repoint_edits)

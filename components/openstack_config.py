@@ -16,8 +16,8 @@ import data_schema
 
 import openstack_packages
 from catalogue import by_name
-from components.endpoints import (Restart, cluster_managed, merged, node_edits, node_restarts,
-                                  value_context)
+from components.cluster_units import Restart, merged, resource_of_unit
+from components.endpoints import node_edits, node_restarts, value_context
 from components.templating import TEMPLATES, render
 from settings import Node, Settings
 
@@ -225,8 +225,8 @@ def _uwsgi_files(settings: Settings, values: dict) -> list[tuple[ConfigFile, tup
 def _restarts(settings: Settings, files: list[tuple[ConfigFile, tuple[str, ...]]]) -> tuple:
     """Who re-reads each of the install's own files: units, and cluster resources for the units
     Pacemaker runs."""
-    managed = cluster_managed(settings)
-    return tuple(merged(Restart.of(config.path, units, managed) for config, units in files))
+    resource_of = resource_of_unit(settings)
+    return tuple(merged(Restart.of(config.path, units, resource_of) for config, units in files))
 
 
 def preseed(role: str, family: str) -> str:
@@ -255,7 +255,7 @@ def node_plan(settings: Settings, node: Node) -> NodePlan:
         restarts=_restarts(s, files),
         run_units=tuple(openstack_packages.run_units(node.role, family, s.services, l2_unit,
                                                      driver)),
-        cluster_units=tuple(cluster_managed(s)) if control else (),
+        cluster_units=tuple(resource_of_unit(s)) if control else (),
         idle_units=tuple(openstack_packages.idle_units(node.role, family)),
         keystone_keys=control and bool(s.services.get("keystone")),
         horizon_site=control and family == "debian" and bool(s.services.get("horizon")))

@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-import openstack_packages
 import settings as stack_settings
+from components import cluster_units
 from tests.artifacts import cib
 from tests.conftest import stack_config
 from tools import render
@@ -181,7 +181,7 @@ def test_the_group_holds_the_shared_directory_then_mysql_then_glance(built):
     assert "--innodb-max-dirty-pages-pct-lwm=1" in mysqld
     if "glance-api" in order:
         (glance,) = [p for p in root.iter("primitive") if p.get("id") == "glance-api"]
-        unit = openstack_packages.managed_units(settings)["glance-api"]
+        unit = cluster_units.installed_single_node_services(settings)["glance-api"]
         assert (glance.get("class"), glance.get("type")) == ("systemd", unit)
 
 

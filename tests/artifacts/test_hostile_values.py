@@ -18,7 +18,8 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from components.endpoints import Edit, Restart
+from components.cluster_units import Restart
+from components.endpoints import Edit
 from components.openstack_config import ConfigFile
 from components.templating import render
 from components.tls import InstalledFile

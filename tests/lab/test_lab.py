@@ -18,8 +18,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-import openstack_packages
-from components import templating
+from components import cluster_units, templating
 from components import shared_disk
 from components.endpoints import load_rules
 from components.fencing import KEY_FILE
@@ -102,7 +101,7 @@ def test_every_node_online_with_quorum_and_every_resource_started_once(lab):
     (holder,) = view.running["vip"]
     singletons = [s.name for s in lab.settings.cluster.singletons]
     cloned_broker = lab.settings.cluster.broker_layout == "clone"
-    managed = list(openstack_packages.managed_units(lab.settings))
+    managed = list(cluster_units.installed_single_node_services(lab.settings))
     for resource in ["shared-fs", "mysql", *([] if cloned_broker else ["broker"]), *managed,
                      *singletons]:
         assert view.running[resource] == [holder], (resource, view.running)
@@ -335,7 +334,7 @@ def test_a_change_every_api_reads_restarts_them_node_by_node_without_a_refused_c
     # Refused (an HTTP error, a refused connection) is what a drain prevents. Answers slower than
     # the prober's timeout (two cores restarting a node's services) and connections closed
     # without an answer (seen in the drills before any fault too) are reported.
-    single = openstack_packages.cluster_units(lab.settings.image.os_family, lab.settings.services)
+    single = cluster_units.installed_single_node_services(lab.settings)
     refused = {api: a for api, a in planned.apis.items() if a["refused"] and api not in single}
     assert not refused, refused
     assert all(a["calls"] > 0 for a in planned.apis.values()), planned.apis

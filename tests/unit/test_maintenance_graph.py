@@ -37,7 +37,7 @@ def test_every_control_node_has_a_step_after_every_rolling_restart(dev_graph):
         assert {f"{n.name}-rolling-restart" for n in dev_graph.settings.nodes} <= waits, waits
         # Nothing listed: each node serves, out of standby, its drain flag gone.
         assert not takes_out(scripts[node])
-        assert f'pcs node unstandby "$node"' in scripts[node]
+        assert 'pcs node unstandby "$node"' in scripts[node]
         assert MAINTENANCE_FLAG in scripts[node] and 'rm -f "$flag"' in scripts[node]
 
 

@@ -1,0 +1,72 @@
+"""What Pacemaker runs in systemd's place, and how a changed file restarts what reads it.
+
+The one declaration the cluster's packages step, the resource layout, the install and the repoint
+ask:
+- `single_node_services`: the OpenStack services Pacemaker runs on one node, {resource id: unit}:
+  glance-api when the stack installs it (its image store is on the shared filesystem), then the
+  seed's single-instance services (`cluster.singletons`);
+- `units_only_pacemaker_starts`: every unit systemd must leave stopped and disabled: MySQL, the
+  broker, HAProxy and those services;
+- `Restart`: a file's readers, restarted by systemd, or through Pacemaker as their resources.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import openstack_packages
+from settings import Settings
+
+BROKER_UNITS = {"qpid": "qpidd", "rabbitmq": "rabbitmq-server"}
+MYSQL_UNITS = ("mariadb", "mysql", "mysqld")
+
+
+def installed_single_node_services(settings: Settings) -> dict[str, str]:
+    """{resource id: unit} of the services the stack installs that Pacemaker runs on one node
+    (glance-api); none when the image carries the services."""
+    if not settings.openstack.installs:
+        return {}
+    return openstack_packages.cluster_units(settings.image.os_family, settings.services)
+
+
+def single_node_services(settings: Settings) -> dict[str, str]:
+    """{resource id: unit} of every OpenStack service Pacemaker runs on one node."""
+    return {**installed_single_node_services(settings),
+            **{s.name: s.unit for s in settings.cluster.singletons}}
+
+
+def resource_of_unit(settings: Settings) -> dict[str, str]:
+    """{unit: resource id} of `single_node_services`: the resource a restart of the unit goes
+    through."""
+    return {unit: name for name, unit in single_node_services(settings).items()}
+
+
+def units_only_pacemaker_starts(settings: Settings) -> list[str]:
+    return [*MYSQL_UNITS, BROKER_UNITS[settings.cluster.broker], "haproxy",
+            *single_node_services(settings).values()]
+
+
+@dataclass(frozen=True)
+class Restart:
+    """What re-reads `path`: systemd units, and Pacemaker resources for the managed ones."""
+
+    path: str
+    units: tuple[str, ...]
+    resources: tuple[str, ...]
+
+    @classmethod
+    def of(cls, path: str, units: Iterable[str], resource_of: dict[str, str]) -> Restart:
+        """`units` re-read `path`; the ones in `resource_of` (`resource_of_unit`) as resources."""
+        units = tuple(units)
+        return cls(path, tuple(u for u in units if u not in resource_of),
+                   tuple(resource_of[u] for u in units if u in resource_of))
+
+
+def merged(rows: Iterable[Restart]) -> list[Restart]:
+    """One row per path, with the units and resources of every row for it, in first-seen order."""
+    by_path: dict[str, Restart] = {}
+    for row in rows:
+        old = by_path.get(row.path, Restart(row.path, (), ()))
+        by_path[row.path] = Restart(row.path, tuple(dict.fromkeys(old.units + row.units)),
+                                    tuple(dict.fromkeys(old.resources + row.resources)))
+    return list(by_path.values())
