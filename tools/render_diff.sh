@@ -15,6 +15,8 @@ usage() { echo "usage: $0 BASE HEAD OUT" >&2; exit 2; }
 [ $# -eq 3 ] || usage
 base=$1 head=$2 out=$3
 python=${PYTHON:-python3}
+# A relative interpreter path (the Makefile's .venv/bin/python) must hold in the worktrees too.
+case $python in */*) python=$(cd "$(dirname "$python")" && pwd)/$(basename "$python") ;; esac
 repo=$(git rev-parse --show-toplevel)
 work=$(mktemp -d)
 
