@@ -18,13 +18,13 @@ bench/results/failover-PROFILE.png. Everything it started is ended when it stops
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import options  # noqa: E402
 from lab import drill, openstack, session  # noqa: E402
 from lab.substrate import FAULTS  # noqa: E402
 
@@ -54,17 +54,10 @@ def drills(lab: session.Lab, layout: str, rounds: int, faults: list[str],
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=sorted(session.PROFILES), default="default")
+    parser = options.parser(__doc__, "default", "/var/tmp/osha-bench", show_several=True)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--substrate", choices=session.SUBSTRATES,
-                        default=session.substrate_from_environment())
     parser.add_argument("--layouts", nargs="+", default=["clone", "group"])
     parser.add_argument("--faults", nargs="+", choices=FAULTS, default=list(FAULTS))
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    parser.add_argument("--work", type=Path, default=Path("/var/tmp/osha-bench"))
-    parser.add_argument("--show", type=Path, nargs="+", metavar="JSON",
-                        help="print earlier reports as one Markdown table; run nothing")
     args = parser.parse_args()
     if args.show:
         results = [r for path in args.show for r in drill.load(path)[1]]

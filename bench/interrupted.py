@@ -16,7 +16,6 @@ Everything it started is ended when it stops.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -27,6 +26,7 @@ from typing import Optional
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import options  # noqa: E402
 from lab import checks, drill, openstack, session  # noqa: E402
 from tools import replay  # noqa: E402
 
@@ -119,16 +119,9 @@ def load(path: Path) -> list[Run]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=sorted(session.PROFILES), default="fast")
+    parser = options.parser(__doc__, "fast", "/var/tmp/osha-bench-interrupted")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=1)
-    parser.add_argument("--substrate", choices=session.SUBSTRATES,
-                        default=session.substrate_from_environment())
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    parser.add_argument("--work", type=Path, default=Path("/var/tmp/osha-bench-interrupted"))
-    parser.add_argument("--show", type=Path, metavar="JSON",
-                        help="print an earlier report as a Markdown table; run nothing")
     args = parser.parse_args()
     if args.show:
         print(markdown(load(args.show)))

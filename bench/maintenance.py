@@ -14,7 +14,6 @@ bench/results/maintenance-PROFILE.json. Everything it started is ended when it s
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import options  # noqa: E402
 from lab import drill, evidence, maintenance, openstack, session  # noqa: E402
 
 
@@ -40,15 +40,8 @@ def markdown(results: list[dict]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=sorted(session.PROFILES), default="fast")
+    parser = options.parser(__doc__, "fast", "/var/tmp/osha-bench-maintenance")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--substrate", choices=session.SUBSTRATES,
-                        default=session.substrate_from_environment())
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    parser.add_argument("--work", type=Path, default=Path("/var/tmp/osha-bench-maintenance"))
-    parser.add_argument("--show", type=Path, metavar="JSON",
-                        help="print an earlier report as a Markdown table; run nothing")
     args = parser.parse_args()
     if args.show:
         print(markdown(json.loads(args.show.read_text())["scenarios"]))
