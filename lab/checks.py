@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import subprocess
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 from components.haproxy import STATS_PORT
 from components.shared_disk import DEVICE
 from lab.hypervisor import in_namespace
+from tools import crm_mon
+from tools.crm_mon import ClusterView
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
 # The lab's MySQL user for write checks (lab-only, created by `ensure_mysql_user`).
@@ -18,43 +19,12 @@ MYSQL_PASSWORD = "osha-lab-writes"
 MYSQL_DATABASE = "osha_lab"
 
 
-@dataclass
-class ClusterView:
-    quorate: bool
-    online: list[str]
-    running: dict[str, list[str]]  # resource id -> nodes it is started on
-    failed: list[str]
-    groups: dict[str, list[str]]  # group id -> its members' ids, in order
-
-    def on(self, resource: str) -> list[str]:
-        return self.running.get(resource, [])
-
-
 def cluster_view(lab, node: dict) -> ClusterView:
     """crm_mon's view from `node`."""
     result = lab.ssh(node, "crm_mon -1 --output-as=xml", timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"crm_mon on {node['name']}: {result.stderr}")
-    return parse_crm_mon(result.stdout)
-
-
-def parse_crm_mon(text: str) -> ClusterView:
-    """`crm_mon --output-as=xml`: quorum, online nodes, where each resource is started, failed
-    actions, the groups' members."""
-    root = ET.fromstring(text)
-    running: dict[str, list[str]] = {}
-    for resource in root.iter("resource"):
-        if resource.get("role") == "Started":
-            running.setdefault(resource.get("id"), []).extend(
-                n.get("name") for n in resource.findall("node"))
-    dc = root.find("summary/current_dc")
-    return ClusterView(
-        quorate=dc is not None and dc.get("with_quorum") == "true",
-        online=[n.get("name") for n in root.find("nodes") if n.get("online") == "true"],
-        running=running,
-        failed=[f.get("op_key", "") for f in root.iter("failure")],
-        groups={g.get("id"): [r.get("id") for r in g.findall("resource")]
-                for g in root.iter("group")})
+    return crm_mon.parse(result.stdout)
 
 
 def filesystem_signatures(lab, node: dict) -> list[str]:

@@ -27,7 +27,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Optional
 
@@ -38,6 +37,7 @@ import yaml  # noqa: E402
 
 import settings as stack_settings  # noqa: E402
 from components.haproxy import STATS_PORT  # noqa: E402
+from tools import crm_mon  # noqa: E402
 from tools.replay import pinned_ssh_options  # noqa: E402
 
 PROJECT = stack_settings.PROJECT
@@ -114,19 +114,12 @@ def write_config(path: Path, config: dict) -> None:
 
 def cluster_problems(crm_mon_xml: str, expected_nodes: list[str]) -> list[str]:
     """What `crm_mon --output-as=xml` shows wrong: offline nodes, resources not started."""
-    root = ET.fromstring(crm_mon_xml)
-    problems = []
-    online = {n.get("name") for n in root.iter("node") if n.get("online") == "true"}
-    problems += [f"node {name} is not online" for name in expected_nodes if name not in online]
-    resources = list(root.find("resources").iter("resource"))
-    if not resources:
+    view = crm_mon.parse(crm_mon_xml)
+    problems = [f"node {name} is not online" for name in expected_nodes
+                if name not in view.online]
+    if not view.instances:
         problems.append("the cluster runs no resources")
-    for resource in resources:
-        if resource.get("active") != "true" or resource.get("role") != "Started" \
-                or resource.get("failed") == "true":
-            problems.append(f"resource {resource.get('id')} is {resource.get('role')}"
-                            f"{' (failed)' if resource.get('failed') == 'true' else ''}")
-    return problems
+    return problems + [f"resource {why}" for why in view.not_started]
 
 
 class Node:

@@ -7,7 +7,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from lab.checks import ClusterView, parse_crm_mon
+from tools.crm_mon import ClusterView, parse
 
 
 def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -42,7 +42,7 @@ def simulate(cib: Path, out: Path, *events: str) -> ClusterView:
     run(["crm_simulate", "--xml-file", str(cib), "--simulate", "--quorum", "1", *events,
          "--save-output", str(out)])
     status = run(["crm_mon", "-1", "--output-as=xml"], env={**os.environ, "CIB_file": str(out)})
-    return parse_crm_mon(status.stdout)
+    return parse(status.stdout)
 
 
 def transition_inputs(cib: Path, graph: Path, *events: str) -> dict[str, set[str]]:
