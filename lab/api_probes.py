@@ -102,9 +102,14 @@ def nova_write(cloud: Cloud) -> None:
 
 
 def placement_write(cloud: Cloud) -> None:
-    path = f"/resource_classes/CUSTOM_{name().upper().replace('-', '_')}"
-    cloud.call("PUT", "placement", path, headers=PLACEMENT_MICROVERSION, ok=(201,))
-    cloud.call("DELETE", "placement", path, headers=PLACEMENT_MICROVERSION, ok=(204,))
+    """A resource provider, created and deleted. Not a custom resource class: placement numbers
+    those itself, and a create racing another (one whose caller had timed out, still running)
+    loses the number and is answered 204 "already exists" without being made."""
+    provider = str(uuid.uuid4())
+    cloud.call("POST", "placement", "/resource_providers", headers=PLACEMENT_MICROVERSION,
+               ok=(201,), json={"name": name(), "uuid": provider})
+    cloud.call("DELETE", "placement", f"/resource_providers/{provider}",
+               headers=PLACEMENT_MICROVERSION, ok=(204,))
 
 
 def neutron_write(cloud: Cloud) -> None:
