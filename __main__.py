@@ -49,7 +49,7 @@ openstack_install = OpenStackInstall("openstack-install", OpenStackInstallArgs(
 installed = list(openstack_install.installed.values()) if openstack_install else []
 # TLS material and HAProxy's config are in place before Pacemaker first starts the services
 # that read them; Apache moves off the VIP's ports after the install put it there.
-stack_tls = StackTls("tls", StackTlsArgs(settings, controls, [cluster.formed])) \
+stack_tls = StackTls("tls", StackTlsArgs(settings, controls + computes, [cluster.formed])) \
     if settings.tls_enabled else None
 tls_installed = stack_tls.installed if stack_tls else []
 haproxy = Haproxy("haproxy", HaproxyArgs(settings, controls,
@@ -91,3 +91,6 @@ pulumi.export("adminPrivateKey", pulumi.Output.secret(credentials.admin_private_
 if openstack_bootstrap:
     pulumi.export("adminOpenrc", admin_openrc(settings, credentials.keystone_admin_password))
     pulumi.export("dashboardUrl", dashboard_url(settings))
+if stack_tls:
+    # What clients off the nodes trust the APIs by (openrc's OS_CACERT names the nodes' copy).
+    pulumi.export("caCertificate", stack_tls.ca_cert_pem)

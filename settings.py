@@ -393,9 +393,16 @@ class Fencing(Section):
 
 
 class Tls(Section):
-    enabled: bool = setting(False, "TLS at HAProxy for the public APIs and Horizon, MySQL and "
-                            "the broker (the seed's \"Securing Services\")")
-    require_mysql_tls: bool = setting(False, "MySQL refuses plain connections")
+    enabled: bool = setting(True, "TLS at HAProxy for the public APIs and Horizon, MySQL and "
+                            "the broker (the seed's \"Securing Services\"); `false` sends "
+                            "passwords and tokens in the clear: unsafe off a lab")
+    require_mysql_tls: Optional[bool] = setting(None, "MySQL refuses plain connections",
+                                                shown="tls.enabled")
+
+    @rule("require_mysql_tls")
+    def _mysql_tls_follows_tls(cls, required: Optional[bool], data: dict):
+        yield from ()
+        return data.get("enabled", True) if required is None else required
 
     @rule()
     def _mysql_tls_needs_tls(self):

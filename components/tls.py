@@ -55,10 +55,14 @@ def certificate_names(settings: Settings) -> list[str]:
             if uses_tls(s, settings.tls_enabled)] + ["mysql", "broker"]
 
 
-def installed_files(settings: Settings) -> list[InstalledFile]:
-    """Where each certificate and key lands; HAProxy wants certificate and key in one file."""
+def installed_files(settings: Settings, role: str = "control") -> list[InstalledFile]:
+    """Where each certificate and key lands on a node of `role`: compute nodes get the CA only
+    (their services verify the VIP and the broker by it); HAProxy wants certificate and key in
+    one file."""
     files = [InstalledFile("ca", CA_FILE, "0644", "root", "-"),
              InstalledFile("ca", TRUST_ANCHORS[settings.image.os_family], "0644", "root", "trust")]
+    if role != "control":
+        return files
     broker_group = BROKER_GROUPS[settings.cluster.broker]
     for name in certificate_names(settings):
         if name in ("mysql", "broker"):
@@ -88,7 +92,8 @@ def subject_names(settings: Settings) -> tuple[list[str], list[str]]:
 @dataclass
 class StackTlsArgs:
     settings: Settings
-    controls: list[ClusterNode]
+    # Control nodes get every certificate; compute nodes the CA.
+    nodes: list[ClusterNode]
     # The install steps wait for these (the Pacemaker resources they restart).
     depends_on: list[pulumi.Resource]
 
@@ -134,7 +139,7 @@ class StackTls(pulumi.ComponentResource):
         names = list(blocks)
         bundle = pulumi.Output.secret(pulumi.Output.all(*blocks.values()).apply(
             lambda texts: stdin_bundle(dict(zip(names, texts)))))
-        context = dict(settings=s, files=installed_files(s), tls_dir=TLS_DIR, ca_file=CA_FILE,
+        context = dict(settings=s, tls_dir=TLS_DIR, ca_file=CA_FILE,
                        mysql_drop_in=MYSQL_DROP_INS[s.image.os_family],
                        rabbitmq_drop_in=RABBITMQ_DROP_IN, nss_dir=QPID_NSS_DIR,
                        broker_group=BROKER_GROUPS[s.cluster.broker])
@@ -144,9 +149,15 @@ class StackTls(pulumi.ComponentResource):
             configs["rabbitmq_conf"] = render("tls-rabbitmq.conf.j2", **context)
         else:
             configs["qpidd_block"] = render("tls-qpidd.conf.j2", **context)
-        self.installed = [node.step(
-            f"{node.spec.name}-tls-install", parent=self, depends_on=args.depends_on,
-            create=render("tls-install.sh.j2", **context, **configs),
-            delete=render("tls-remove.sh.j2", **context),
-            stdin=bundle) for node in args.controls]
+        self.installed = []
+        for node in args.nodes:
+            role = node.spec.role
+            files = installed_files(s, role)
+            node_bundle = bundle if role == "control" else ca.cert_pem.apply(
+                lambda pem: stdin_bundle({"ca": pem}))
+            self.installed.append(node.step(
+                f"{node.spec.name}-tls-install", parent=self, depends_on=args.depends_on,
+                create=render("tls-install.sh.j2", **context, **configs, role=role, files=files),
+                delete=render("tls-remove.sh.j2", **context, role=role, files=files),
+                stdin=node_bundle))
         self.register_outputs({"ca_cert_pem": self.ca_cert_pem})

@@ -37,13 +37,15 @@ def name() -> str:
 class Cloud:
     """The admin's session and the public endpoint of each service type, read once."""
 
-    def __init__(self, auth_url: str, user: str, project: str, password: str, region: str):
+    def __init__(self, auth_url: str, user: str, project: str, password: str, region: str,
+                 ca_file: Optional[str]):
         auth = v3.Password(auth_url=auth_url, username=user, password=password,
                            project_name=project, user_domain_name="Default",
                            project_domain_name="Default")
         # The token is fetched here with the default patience: the probes start on a healthy
-        # cloud; from then on every call has CALL_TIMEOUT and no retry.
-        self.session = ks_session.Session(auth=auth)
+        # cloud; from then on every call has CALL_TIMEOUT and no retry. With TLS, every answer
+        # is verified against the stack's CA.
+        self.session = ks_session.Session(auth=auth, verify=ca_file or True)
         self.token = self.session.get_token()
         self.region = region
         self.urls: dict[str, str] = {}

@@ -5,6 +5,7 @@ import json
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Optional
 
 from components.haproxy import STATS_PORT
 from components.shared_disk import DEVICE
@@ -61,10 +62,13 @@ def vip_on(lab) -> list[str]:
     return [node["name"] for node in lab.controls if vip in (lab.nodes.addresses(node) or "")]
 
 
-def probe(kind: str, host: str, port: int, *rest: str) -> tuple[bool, str]:
-    """A probe from the hypervisor side of the lab network."""
+def probe(kind: str, host: str, port: int, *rest: str,
+          ca_file: Optional[Path] = None) -> tuple[bool, str]:
+    """A probe from the hypervisor side of the lab network; with `ca_file`, over TLS."""
+    tls = ("--ca", str(ca_file)) if ca_file else ()
     # Past the probe's own timeouts (keystone's: three calls of up to a minute).
-    result = subprocess.run(in_namespace("python3", str(PROBE), kind, host, str(port), *rest),
+    result = subprocess.run(in_namespace("python3", str(PROBE), *tls, kind, host, str(port),
+                                         *rest),
                             capture_output=True, text=True, timeout=200)
     return result.returncode == 0, result.stdout.strip()
 
@@ -77,11 +81,15 @@ def haproxy_servers(lab) -> dict[str, dict[str, str]]:
     return json.loads(answer)
 
 
-def mysql(host: str, statement: str, timeout: float = 15) -> subprocess.CompletedProcess:
-    """A statement as the lab's MySQL user, over TCP at `host` (the VIP), from the lab network."""
+def mysql(host: str, statement: str, ca_file: Optional[Path], timeout: float = 15,
+          user: str = MYSQL_USER, password: str = MYSQL_PASSWORD,
+          database: str = MYSQL_DATABASE) -> subprocess.CompletedProcess:
+    """A statement as the lab's MySQL user (or `user`), over TCP at `host` (the VIP), from the
+    lab network; with `ca_file`, over TLS with the server's certificate verified by it."""
+    tls = (f"--ssl-ca={ca_file}", "--ssl-verify-server-cert") if ca_file else ("--skip-ssl",)
     return subprocess.run(
-        in_namespace("mysql", f"--connect-timeout={int(timeout)}", "-h", host, "-u", MYSQL_USER,
-                     f"-p{MYSQL_PASSWORD}", MYSQL_DATABASE, "-N", "-e", statement),
+        in_namespace("mysql", f"--connect-timeout={int(timeout)}", *tls, "-h", host, "-u", user,
+                     f"-p{password}", database, "-N", "-e", statement),
         capture_output=True, text=True, timeout=timeout + 10)
 
 

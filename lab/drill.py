@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Optional
 
 from components.cluster_resources import GROUP
+from components.endpoints import BROKER_PORTS
 from components.haproxy import STATS_PORT
 from lab import checks, evidence, openstack
 from lab.hypervisor import BRIDGE, in_namespace
@@ -60,7 +61,6 @@ from lab.hypervisor import BRIDGE, in_namespace
 REPO = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 300
 SAMPLE_SECONDS = 0.25
-BROKER_PORT = 5672
 PROBED = ("vip", "haproxy", "mysql_write", "broker", "keystone_token")
 MILESTONES = ("membership", "fenced", *PROBED)
 # An API is back when this many calls in a row pass (at 2 calls/s: 2.5 s of service).
@@ -70,6 +70,11 @@ API_SECONDS = 120
 SERVER_SECONDS = 120
 CLUSTER_COLUMNS = (*MILESTONES, "rejoin")
 COLUMNS = (*CLUSTER_COLUMNS, *openstack.COLUMNS)
+
+
+def broker_port(lab) -> int:
+    """Where the broker listens at the VIP: its TLS port with TLS on."""
+    return BROKER_PORTS[lab.ca_file is not None]
 
 
 @dataclass
@@ -184,7 +189,8 @@ class Prober:
 
     def __init__(self, lab, first_row: int, cloud: Optional[openstack.CloudChecks] = None):
         config = {"vip": lab.manifest["vip"], "bridge": BRIDGE, "first_row": first_row,
-                  "stats_port": STATS_PORT, "broker_port": BROKER_PORT,
+                  "stats_port": STATS_PORT, "broker_port": broker_port(lab),
+                  "ca_file": str(lab.ca_file) if lab.ca_file else None,
                   "deadline_seconds": DEADLINE_SECONDS + 120,
                   "mysql": {"user": checks.MYSQL_USER, "password": checks.MYSQL_PASSWORD,
                             "database": checks.MYSQL_DATABASE},
@@ -539,7 +545,8 @@ def next_row(lab) -> int:
     """The first row id no drill has used yet (the lab's MySQL user and table made first: a
     bench runs drills on a lab no check has prepared)."""
     checks.ensure_mysql_user(lab, lab.holder_of_vip())
-    result = checks.mysql(lab.manifest["vip"], "SELECT COALESCE(MAX(id), 0) + 1 FROM writes;")
+    result = checks.mysql(lab.manifest["vip"], "SELECT COALESCE(MAX(id), 0) + 1 FROM writes;",
+                          lab.ca_file)
     if result.returncode != 0:
         raise RuntimeError(f"reading the last row id: {result.stderr}")
     return int(result.stdout.strip())
@@ -549,7 +556,8 @@ def rows_present(lab, ids: list[int]) -> int:
     if not ids:
         return 0
     found = checks.mysql(lab.manifest["vip"],
-                         f"SELECT id FROM writes WHERE id BETWEEN {min(ids)} AND {max(ids)};")
+                         f"SELECT id FROM writes WHERE id BETWEEN {min(ids)} AND {max(ids)};",
+                         lab.ca_file)
     if found.returncode != 0:
         raise RuntimeError(f"reading back the drill's rows: {found.stderr}")
     return len(set(ids) & {int(v) for v in found.stdout.split()})

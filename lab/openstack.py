@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from catalogue import endpoints
+from catalogue import base_url, by_name, endpoints
 from lab import api_probes
 from lab.hypervisor import in_namespace
 
@@ -64,12 +64,17 @@ class Cloud:
     password: str
     region: str
     services: dict[str, bool]
-    tls: bool
+    # The stack's CA the client verifies the APIs by; None: no TLS.
+    ca_file: Optional[Path]
 
     @classmethod
     def of(cls, lab) -> "Cloud":
         s = lab.settings
-        return cls(s.vip_fqdn, admin_password(lab), s.keystone.region, s.services, s.tls_enabled)
+        return cls(s.vip_fqdn, admin_password(lab), s.keystone.region, s.services, lab.ca_file)
+
+    @property
+    def tls(self) -> bool:
+        return self.ca_file is not None
 
     @property
     def scheme(self) -> str:
@@ -81,7 +86,8 @@ class Cloud:
                 "OS_IDENTITY_API_VERSION": "3", "OS_INTERFACE": "public",
                 "OS_USERNAME": ADMIN_USER, "OS_PROJECT_NAME": ADMIN_PROJECT,
                 "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
-                "OS_REGION_NAME": self.region, "OS_PASSWORD": self.password}
+                "OS_REGION_NAME": self.region, "OS_PASSWORD": self.password,
+                **({"OS_CACERT": str(self.ca_file)} if self.ca_file else {})}
 
     def run(self, *args: str, timeout: float = CALL_TIMEOUT) -> str:
         """`openstack ARGS` in the lab network; its stdout, or CheckFailed with its error."""
@@ -97,10 +103,15 @@ class Cloud:
     def json(self, *args: str, timeout: float = CALL_TIMEOUT):
         return json.loads(self.run(*args, "-f", "json", timeout=timeout))
 
-    def http(self, path: str, port: int = 80) -> str:
-        """A GET at the VIP's name from the lab network: the body, or CheckFailed."""
-        result = subprocess.run(in_namespace("curl", "-fsS", "--max-time", "30",
-                                             f"{self.scheme}://{self.fqdn}:{port}{path}"),
+    def horizon_url(self, path: str) -> str:
+        return base_url(by_name("horizon"), self.fqdn, self.tls) + path
+
+    def horizon_page(self, path: str) -> str:
+        """A GET of Horizon's `path` at the VIP's name from the lab network: the body, or
+        CheckFailed."""
+        verify = ("--cacert", str(self.ca_file)) if self.ca_file else ()
+        result = subprocess.run(in_namespace("curl", "-fsS", "--max-time", "30", *verify,
+                                             self.horizon_url(path)),
                                 capture_output=True, text=True, timeout=60)
         if result.returncode != 0:
             raise CheckFailed(f"GET {path}: {result.stderr.strip()}")
@@ -179,7 +190,7 @@ class Cloud:
         self.run("stack", "list", "-f", "value")
 
     def horizon(self) -> None:
-        page = self.http("/auth/login/")
+        page = self.horizon_page("/auth/login/")
         if 'name="password"' not in page:
             raise CheckFailed("Horizon's login page has no password field")
 
@@ -285,8 +296,9 @@ def prober_config(checks: CloudChecks, server_seconds: float) -> dict:
     horizon = c.services.get("horizon")
     return {"auth_url": f"{c.scheme}://{c.fqdn}:{KEYSTONE_PORT}/v3", "user": ADMIN_USER,
             "project": ADMIN_PROJECT, "password": c.password, "region": c.region,
+            "ca_file": str(c.ca_file) if c.ca_file else None,
             "services": services, "probed": [*services, *(["horizon"] if horizon else [])],
-            "horizon_url": f"{c.scheme}://{c.fqdn}/auth/login/" if horizon else None,
+            "horizon_url": c.horizon_url("/auth/login/") if horizon else None,
             "server": {"image": checks.kept[0], "flavor": FLAVOR, "seconds": server_seconds}}
 
 

@@ -6,6 +6,8 @@
     probe.py servers HOST PORT       -> each server's status by proxy on HAProxy's stats page (JSON)
     probe.py keystone HOST PORT USER PROJECT PASSWORD
                                      -> a token, then the endpoints and services listed with it (JSON)
+    probe.py --ca CA_FILE KIND ...   -> the same over TLS (1.2 or later), the server's certificate
+                                        verified against CA_FILE and HOST
 Exits non-zero (printing the reason) when the service does not answer within the timeout.
 """
 from __future__ import annotations
@@ -15,22 +17,42 @@ import http.client
 import io
 import json
 import socket
+import ssl
 import sys
+from typing import Optional
 
 TIMEOUT = 5.0
 # Issuing a token checks a password hash: over 20 s on a busy emulated node.
 KEYSTONE_TIMEOUT = 60.0
 
 
-def http_status(host: str, port: int, path: str) -> str:
-    connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
-    connection.request("GET", path)
-    return str(connection.getresponse().status)
+def tls_context(ca_file: Optional[str]) -> Optional[ssl.SSLContext]:
+    """TLS 1.2 or later, verified against `ca_file` and the host's name; None: plain."""
+    if ca_file is None:
+        return None
+    context = ssl.create_default_context(cafile=ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
-def amqp_start(host: str, port: int) -> bytes:
+def connection(host: str, port: int, timeout: float,
+               context: Optional[ssl.SSLContext]) -> http.client.HTTPConnection:
+    if context is None:
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+
+
+def http_status(host: str, port: int, path: str,
+                context: Optional[ssl.SSLContext] = None) -> str:
+    answer = connection(host, port, TIMEOUT, context)
+    answer.request("GET", path)
+    return str(answer.getresponse().status)
+
+
+def amqp_start(host: str, port: int, context: Optional[ssl.SSLContext] = None) -> bytes:
     """The broker's Connection.Start frame, answering an AMQP 0-9-1 protocol header."""
-    with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
+    with socket.create_connection((host, port), timeout=TIMEOUT) as plain, \
+            (context.wrap_socket(plain, server_hostname=host) if context else plain) as sock:
         sock.sendall(b"AMQP\x00\x00\x09\x01")
         frame = b""
         while len(frame) < 7 or len(frame) < 8 + int.from_bytes(frame[3:7], "big"):
@@ -46,17 +68,18 @@ def amqp_start(host: str, port: int) -> bytes:
     raise OSError(f"not an AMQP 0-9-1 answer: {frame[:16]!r}")
 
 
-def amqp(host: str, port: int) -> str:
-    amqp_start(host, port)
+def amqp(host: str, port: int, context: Optional[ssl.SSLContext] = None) -> str:
+    amqp_start(host, port, context)
     return "amqp"
 
 
-def keystone(host: str, port: int, user: str, project: str, password: str) -> str:
+def keystone(host: str, port: int, user: str, project: str, password: str,
+             context: Optional[ssl.SSLContext] = None) -> str:
     def call(method: str, path: str, headers: dict, body: dict | None = None):
-        connection = http.client.HTTPConnection(host, port, timeout=KEYSTONE_TIMEOUT)
-        connection.request(method, path, json.dumps(body) if body else None,
-                           {"Content-Type": "application/json", **headers})
-        response = connection.getresponse()
+        keystone_connection = connection(host, port, KEYSTONE_TIMEOUT, context)
+        keystone_connection.request(method, path, json.dumps(body) if body else None,
+                                    {"Content-Type": "application/json", **headers})
+        response = keystone_connection.getresponse()
         return response, response.read()
 
     domain = {"name": "Default"}
@@ -93,11 +116,15 @@ def tcp(host: str, port: int) -> str:
 
 
 def main(argv: list[str]) -> int:
+    ca_file = None
+    if argv[0] == "--ca":
+        ca_file, argv = argv[1], argv[2:]
     kind, host, port, *rest = argv
-    probes = {"http": lambda: http_status(host, int(port), rest[0] if rest else "/"),
-              "amqp": lambda: amqp(host, int(port)), "tcp": lambda: tcp(host, int(port)),
+    context = tls_context(ca_file)
+    probes = {"http": lambda: http_status(host, int(port), rest[0] if rest else "/", context),
+              "amqp": lambda: amqp(host, int(port), context), "tcp": lambda: tcp(host, int(port)),
               "servers": lambda: servers(host, int(port)),
-              "keystone": lambda: keystone(host, int(port), *rest)}
+              "keystone": lambda: keystone(host, int(port), *rest, context=context)}
     try:
         print(probes[kind]())
     except (OSError, http.client.HTTPException, ValueError) as error:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -68,9 +69,9 @@ def neighbour(bridge: str, vip: str) -> Optional[str]:
     return entries[0].get("lladdr") if entries else None
 
 
-def broker_node(host: str, port: int) -> str:
+def broker_node(host: str, port: int, context: Optional[ssl.SSLContext]) -> str:
     """The node in the broker's Connection.Start (RabbitMQ's cluster_name: rabbit@NODE[.DOMAIN])."""
-    frame = probe.amqp_start(host, port)
+    frame = probe.amqp_start(host, port, context)
     found = re.search(rb"rabbit@([A-Za-z0-9_-]+)", frame)
     return found.group(1).decode() if found else "broker"
 
@@ -107,6 +108,7 @@ def host_cpu(stop: threading.Event) -> None:
 def writer(config: dict, stop: threading.Event) -> None:
     """Commits rows through the VIP one at a time; prints each acknowledged commit."""
     mysql = config["mysql"]
+    context = probe.tls_context(config["ca_file"])
     row = config["first_row"]
     connection = None
     failing = None
@@ -115,7 +117,8 @@ def writer(config: dict, stop: threading.Event) -> None:
             if connection is None:
                 connection = pymysql.connect(host=config["vip"], user=mysql["user"],
                                              password=mysql["password"], database=mysql["database"],
-                                             connect_timeout=2, read_timeout=3, write_timeout=3)
+                                             connect_timeout=2, read_timeout=3, write_timeout=3,
+                                             ssl=context)
             with connection.cursor() as cursor:
                 cursor.execute("INSERT INTO writes (id) VALUES (%s)", (row,))
                 cursor.execute("SELECT @@hostname")
@@ -160,7 +163,7 @@ def api_threads(config: dict, stop: threading.Event) -> tuple[list[threading.Thr
     """A reader and a backend caller per enabled API, Horizon's page; the server probe."""
     apis = config["apis"]
     cloud = api_probes.Cloud(apis["auth_url"], apis["user"], apis["project"], apis["password"],
-                             apis["region"])
+                             apis["region"], apis["ca_file"])
     jobs = []
     for api in api_probes.APIS:
         if api.service in apis["services"]:
@@ -237,13 +240,14 @@ def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
     vip, bridge = config["vip"], config["bridge"]
     ks = config["keystone"]
+    context = probe.tls_context(config["ca_file"])
     checks = {
         "vip": lambda: (lambda mac: (mac is not None, mac))(arp_answerer(bridge, vip)),
         "haproxy": lambda: (probe.http_status(vip, config["stats_port"], "/") == "200",
                             neighbour(bridge, vip)),
-        "broker": lambda: (True, broker_node(vip, config["broker_port"])),
+        "broker": lambda: (True, broker_node(vip, config["broker_port"], context)),
         "keystone_token": lambda: (bool(probe.keystone(vip, ks["port"], ks["user"],
-                                                       ks["project"], ks["password"])),
+                                                       ks["project"], ks["password"], context)),
                                    neighbour(bridge, vip)),
     }
     stop = threading.Event()

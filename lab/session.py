@@ -172,6 +172,11 @@ class Lab:
         """Take `rendered` (tools/render.py's output, with its settings) as the stack."""
         self.rendered = rendered
         self.manifest = json.loads((rendered / "manifest.json").read_text())
+        # The stack's CA (its caCertificate output): the lab's clients verify TLS by it.
+        self.ca_file: Path | None = None
+        if "caCertificate" in self.manifest["outputs"]:
+            self.ca_file = rendered / "ca.pem"
+            self.ca_file.write_text(self.manifest["outputs"]["caCertificate"])
         self.settings = stack_settings.parse(
             json.loads((rendered / "settings.json").read_text()), STACK)
 

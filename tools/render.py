@@ -432,6 +432,17 @@ class Graph:
             names += [d.name for d in group if d.custom and d.name not in names]
         return names
 
+    def upstream(self, name: str) -> set[str]:
+        """Every custom resource that finishes before `name` starts, directly or through others."""
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            for before in self.waits_for(self.named(todo.pop())):
+                if before not in seen:
+                    seen.add(before)
+                    todo.append(before)
+        return seen
+
     def secret_values(self) -> set[str]:
         """Every secret value, for masking and for proving none leaks into command text."""
         values = {v.strip() for v in self.secrets.values()} | self.secret_inputs

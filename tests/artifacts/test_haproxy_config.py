@@ -11,13 +11,15 @@ import pytest
 from tests.conftest import stack_config
 from tools import render
 
+PLAIN = {"tls": {"enabled": False}}
 VARIANTS = {
-    "clone": ("dev", {}),
-    "group": ("dev", {"cluster": {"haproxyLayout": "group", "broker": "qpid"},
-                      "openstack": {"install": "none"}}),
-    "clone-tls": ("prod", {}),
+    "clone-tls": ("dev", {}),
+    "clone-plain": ("dev", PLAIN),
+    "group-plain": ("dev", {"cluster": {"haproxyLayout": "group", "broker": "qpid"},
+                            "openstack": {"install": "none"}, **PLAIN}),
+    "prod-tls": ("prod", {}),
     "group-tls": ("prod", {"cluster": {"haproxyLayout": "group", "broker": "rabbitmq"}}),
-    "debian": ("debian", {}),
+    "debian-tls": ("debian", {}),
 }
 
 

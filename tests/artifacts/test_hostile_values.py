@@ -134,7 +134,7 @@ CASES = {
         device=h, settings=settings(shared_storage=NS(filesystem=h))), [
         Fragment("#!", r"\[ -b ", variables=lambda h: {"device": [h], "filesystem": [h]})]),
     "tls-install-qpid": Case("tls-install.sh.j2", lambda h: dict(
-        settings=settings(cluster=NS(broker="qpid"), image=NS(os_family="rhel")),
+        settings=settings(cluster=NS(broker="qpid"), image=NS(os_family="rhel")), role="control",
         files=[InstalledFile(h, h, h, h, h)], tls_dir=h, ca_file=h, mysql_drop_in=h,
         rabbitmq_drop_in=h, nss_dir=h, broker_group=h, mysql_conf=f"a={h}\n",
         qpidd_block=f"b={h}\n"), [
@@ -150,17 +150,19 @@ CASES = {
         Fragment(r"qpid_block=", r"qpid_conf=",
                  variables=lambda h: {"qpid_block": [f"b={h}".strip()]})]),
     "tls-install-rabbitmq": Case("tls-install.sh.j2", lambda h: dict(
-        settings=settings(), files=[], tls_dir="/tls", ca_file="/ca", mysql_drop_in=h,
+        settings=settings(), role="control", files=[], tls_dir="/tls", ca_file="/ca",
+        mysql_drop_in=h,
         rabbitmq_drop_in=h, nss_dir="/nss", broker_group="rabbitmq", mysql_conf="a=1\n",
         rabbitmq_conf=f"c = {h}\n"), [
         Fragment(r"# templates/tls-mysql", r"if was_changed trust", stubs=("write_config",),
                  calls=lambda h: [[h, "mysql", "a=1"], [h, "broker", f"c = {h}".strip()]])]),
     "tls-remove": Case("tls-remove.sh.j2", lambda h: dict(
-        settings=settings(), files=[InstalledFile("x", h, "0600", "root", "-"),
-                                    InstalledFile("y", "/etc/y", "0600", "root", "-")],
+        settings=settings(), role="control",
+        files=[InstalledFile("x", h, "0600", "root", "-"),
+               InstalledFile("y", "/etc/y", "0600", "root", "-")],
         mysql_drop_in=h, rabbitmq_drop_in=h, tls_dir=h), [
         Fragment(r"rm -f", r"update-ca", stubs=("rm",), calls=lambda h: [
-            ["-f", h, "/etc/y", h], ["-f", h], ["-rf", h]])]),
+            ["-f", h, "/etc/y"], ["-f", h], ["-f", h], ["-rf", h]])]),
     "cib-layout": Case("cib-layout.sh.j2", lambda h: dict(
         tag=h, ids=[], commands=[["resource", "create", h, "systemd:unit", f"p={h}"],
                                  ["constraint", "location", h, "avoids", h]]), [

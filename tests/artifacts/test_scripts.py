@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from components.node import ROOT_PROLOGUE
-
-STACKS = sorted(p.name.split(".")[1] for p in Path(__file__).resolve().parents[2].glob("Pulumi.*.yaml"))
+from tests.conftest import STACKS
 
 
 def scripts(out: Path) -> list[Path]:

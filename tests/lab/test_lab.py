@@ -18,9 +18,10 @@ from pathlib import Path
 import jinja2
 import pytest
 
+import catalogue
 from components import cluster_units, templating
 from components import shared_disk
-from components.endpoints import load_rules
+from components.endpoints import BROKER_PORTS, load_rules
 from components.fencing import KEY_FILE
 from components.openstack_config import node_plan
 from lab import checks, drill, maintenance, openstack, session
@@ -119,11 +120,41 @@ def test_shared_filesystem_and_vip_on_exactly_the_vips_node(lab):
 def test_services_answer_at_the_vip(lab):
     vip = lab.manifest["vip"]
     assert checks.probe("http", vip, drill.STATS_PORT, "/") == (True, "200")
-    assert checks.probe("amqp", vip, drill.BROKER_PORT) == (True, "amqp")
+    assert checks.probe("amqp", vip, drill.broker_port(lab), ca_file=lab.ca_file) == \
+        (True, "amqp")
     checks.ensure_mysql_user(lab, lab.holder_of_vip())
-    written = checks.mysql(vip, "INSERT INTO writes (id) VALUES (0);")
+    written = checks.mysql(vip, "INSERT INTO writes (id) VALUES (0);", lab.ca_file)
     assert written.returncode == 0, written.stderr
-    assert checks.mysql(vip, "SELECT COUNT(*) FROM writes WHERE id = 0;").stdout.strip() == "1"
+    counted = checks.mysql(vip, "SELECT COUNT(*) FROM writes WHERE id = 0;", lab.ca_file)
+    assert counted.stdout.strip() == "1"
+
+
+def test_every_api_mysql_and_the_broker_speak_only_tls_verified_by_the_stacks_ca(lab):
+    """The seed's "Securing Services": at the VIP's name every public API completes a TLS (1.2
+    or later) handshake verified by the stack's CA and answers over it, and refuses plain text
+    (Horizon's plain port redirects); MySQL refuses an OpenStack service's plain login and takes
+    its TLS one; the broker speaks AMQP on its TLS port only."""
+    assert lab.settings.tls_enabled and lab.ca_file, "the lab stack runs with TLS on"
+    fqdn, vip = lab.settings.vip_fqdn, lab.manifest["vip"]
+    for service in catalogue.enabled(lab.settings.services):
+        if not catalogue.uses_tls(service, True):
+            continue
+        port = service.tls_port or service.port
+        answered, status = checks.probe("http", fqdn, port, "/", ca_file=lab.ca_file)
+        assert answered and status.isdigit(), f"{service.name} over TLS at {fqdn}:{port}: {status}"
+        plain, status = checks.probe("http", fqdn, service.port, "/")
+        assert not plain or status == "301", \
+            f"{service.name} answered plain HTTP at {fqdn}:{service.port}: {status}"
+    password = (lab.rendered / "secrets" / "openstack-db-keystone").read_text().strip()
+    as_keystone = dict(user="keystone", password=password, database="keystone")
+    # The same credentials: MariaDB answers a plain login under require_secure_transport with
+    # "access denied".
+    tls_login = checks.mysql(vip, "SHOW STATUS LIKE 'Ssl_version';", lab.ca_file, **as_keystone)
+    assert tls_login.returncode == 0 and "TLSv1." in tls_login.stdout, tls_login.stderr
+    plain_login = checks.mysql(vip, "SELECT 1;", None, **as_keystone)
+    assert plain_login.returncode != 0, "a plain MySQL login was let in"
+    assert checks.probe("amqp", vip, BROKER_PORTS[False])[0] is False, "plain AMQP answered"
+    assert checks.probe("amqp", vip, BROKER_PORTS[True], ca_file=lab.ca_file) == (True, "amqp")
 
 
 def test_openstack_answers_at_the_vip(lab, cloud):

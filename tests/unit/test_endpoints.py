@@ -46,10 +46,10 @@ def test_keystone_endpoints_all_at_the_vip(dev_graph):
     script = dev_graph.named("keystone-endpoints").inputs["create"]
     rows = endpoints(s.services, s.vip_fqdn, s.tls_enabled)
     for service_type, interface, url in rows:
-        assert url.startswith(f"http://{s.vip_fqdn}:")
+        assert url.startswith(f"https://{s.vip_fqdn}:")
         assert f"\n  {service_type} {interface} {shell_quote(url)}\n" in script  # `wanted` row
-    assert ("compute", "public", f"http://{s.vip_fqdn}:8774/v2.1") in rows
-    assert ("image", "internal", f"http://{s.vip_fqdn}:9292") in rows
+    assert ("compute", "public", f"https://{s.vip_fqdn}:8774/v2.1") in rows
+    assert ("image", "internal", f"https://{s.vip_fqdn}:9292") in rows
     assert len(rows) == 3 * len({t for t, _, _ in rows})
 
 

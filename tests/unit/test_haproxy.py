@@ -29,17 +29,6 @@ def listen_blocks(config: str) -> dict[str, list[str]]:
     return blocks
 
 
-def upstream(graph: render.Graph, name: str) -> set[str]:
-    """Every custom resource that finishes before `name` starts, directly or through others."""
-    seen: set[str] = set()
-    todo = [name]
-    while todo:
-        for before in graph.waits_for(graph.named(todo.pop())):
-            if before not in seen:
-                seen.add(before)
-                todo.append(before)
-    return seen
-
 
 def settings_for(stack: str, **overrides):
     raw = stack_config(stack, **overrides)
@@ -77,7 +66,7 @@ def test_services_follow_the_switches_and_the_release():
 def test_seed_era_glance_ports_are_not_swapped():
     s = settings_for("dev", release="icehouse", openstack={"install": "none"})
     blocks = listen_blocks(haproxy_config(s))
-    assert f"bind {s.vip}:9292" in blocks["glance-api"]
+    assert f"bind {s.vip}:9292 ssl crt /etc/haproxy/certs/glance-api.pem" in blocks["glance-api"]
     assert f"bind {s.vip}:9191" in blocks["glance-registry"]
 
 
@@ -107,7 +96,7 @@ def test_tls_terminates_the_public_apis_and_horizon_only():
         else:
             assert not tls_binds
     assert "bind 10.30.0.10:80" in blocks["horizon"]  # redirected to 443
-    assert " ssl " not in haproxy_config(settings_for("dev"))
+    assert " ssl " not in haproxy_config(settings_for("dev", tls={"enabled": False}))
 
 
 def test_config_copied_and_installed_on_every_control_node_before_the_layout(dev_graph):
@@ -145,7 +134,7 @@ def test_clone_layout_relies_on_nonlocal_bind(dev_graph):
     sysctl = dev_graph.named("ctl1-sysctl").inputs["create"]
     assert "net.ipv4.ip_nonlocal_bind = 1" in sysctl
     install = dev_graph.named("ctl1-haproxy-install")
-    assert "ctl1-sysctl" in upstream(dev_graph, install.name)
+    assert "ctl1-sysctl" in dev_graph.upstream(install.name)
     assert "ip_nonlocal_bind" in install.inputs["create"]
     group = render.run_program(stack_config("dev", cluster={"haproxyLayout": "group"}), "dev")
     assert "ip_nonlocal_bind" not in group.named("ctl1-haproxy-install").inputs["create"]

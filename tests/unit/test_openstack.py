@@ -146,7 +146,8 @@ def test_image_carrying_the_services_installs_nothing():
 
 
 def test_outputs(debian):
-    assert debian.outputs["dashboardUrl"] == "http://openstack.osha.internal/"
+    assert debian.outputs["dashboardUrl"] == "https://openstack.osha.internal/"
+    assert debian.outputs["caCertificate"].startswith("-----BEGIN CERTIFICATE-----")
     # The admin's openrc holds its password: a secret output, left out of the plain ones.
     assert "adminOpenrc" not in debian.outputs
 

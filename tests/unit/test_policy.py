@@ -94,9 +94,10 @@ def test_the_example_stacks_pass(request, graph_name):
     assert violations(policy_resources(request.getfixturevalue(graph_name))) == {}
 
 
-def test_prod_policies_apply_to_a_stack_tagged_prod_by_pulumi(dev):
-    """dev (TLS off) tagged environment=prod with `pulumi stack tag set`."""
-    found = violations(policy_resources(dev), stack_tags={"environment": "prod"})
+def test_prod_policies_apply_to_a_stack_tagged_prod_by_pulumi():
+    """dev with TLS off, tagged environment=prod with `pulumi stack tag set`."""
+    plain = graph_of("dev", tls={"enabled": False})
+    found = violations(policy_resources(plain), stack_tags={"environment": "prod"})
     assert list(found) == ["prod-tls-on"]
 
 

@@ -7,10 +7,8 @@ import xml.etree.ElementTree as ET
 import pytest
 import yaml
 
-from tests.conftest import stack_config
+from tests.conftest import STACKS, stack_config
 from tools import render
-
-STACKS = sorted(p.name.split(".")[1] for p in render.ROOT.glob("Pulumi.*.yaml"))
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+import settings as stack_settings
 from catalogue import enabled
 from components.tls import certificate_names, installed_files, subject_names
-from tests.conftest import stack_config
+from tests.conftest import STACKS, stack_config
 from tools import render
 
 KEY = "tls:index/privateKey:PrivateKey"
@@ -18,11 +19,33 @@ def prod_graph() -> render.Graph:
     return render.run_program(stack_config("prod"), "prod")
 
 
-def test_no_tls_resources_unless_enabled(dev_graph):
-    assert not dev_graph.settings.tls_enabled
-    assert not [r for r in dev_graph.registrations if r.type.startswith("tls:index/")
+@pytest.mark.parametrize("stack", STACKS)
+def test_tls_and_mysql_refusing_plain_connections_are_on_by_default(stack):
+    s = stack_settings.parse(stack_config(stack), stack)
+    assert (s.tls_enabled, s.mysql_require_tls) == (True, True)
+
+
+def test_tls_off_asks_no_plain_mysql_refusal_and_makes_no_tls_resources():
+    s = stack_settings.parse(stack_config("dev", tls={"enabled": False}), "dev")
+    assert (s.tls_enabled, s.mysql_require_tls) == (False, False)
+    graph = render.run_program(stack_config("dev", tls={"enabled": False}), "dev")
+    assert not [r for r in graph.registrations if r.type.startswith("tls:index/")
                 and r.name.startswith("tls-")]
-    assert not [r for r in dev_graph.registrations if r.name.endswith("-tls-install")]
+    assert not [r for r in graph.registrations if r.name.endswith("-tls-install")]
+    assert "caCertificate" not in graph.outputs
+
+
+def test_compute_nodes_get_the_ca_only_before_their_services_start(prod_graph):
+    ca = prod_graph.outputs["caCertificate"]
+    for node in prod_graph.settings.computes:
+        install = prod_graph.named(f"{node.name}-tls-install")
+        blocks = [line.split()[1] for line in install.inputs["stdin"].splitlines()
+                  if line.startswith("### ")]
+        assert blocks == ["ca"] and ca.strip() in install.inputs["stdin"]
+        # No MySQL or broker settings, no restarts: a compute node runs neither.
+        assert "\nwrite_config " not in install.inputs["create"]
+        assert "restart_here" not in install.inputs["create"]
+        assert install.name in prod_graph.upstream(f"{node.name}-openstack-start")
 
 
 def test_one_certificate_per_public_service_plus_mysql_and_broker(prod_graph):
@@ -82,6 +105,11 @@ def test_key_files_are_private(prod_graph):
 def test_mysql_requires_tls_only_when_asked(prod_graph):
     script = prod_graph.named("ctl1-tls-install").inputs["create"]
     assert prod_graph.settings.mysql_require_tls and "require_secure_transport=ON" in script
-    relaxed = render.run_program(stack_config("prod", tls={"enabled": True}), "prod")
+    relaxed = render.run_program(
+        stack_config("prod", tls={"enabled": True, "requireMysqlTls": False}), "prod")
     assert "require_secure_transport" not in relaxed.named("ctl1-tls-install").inputs["create"]
-    assert "listeners.ssl.default = 5671" in script
+
+
+def test_the_broker_listens_on_its_tls_port_only(prod_graph):
+    script = prod_graph.named("ctl1-tls-install").inputs["create"]
+    assert "listeners.ssl.default = 5671" in script and "listeners.tcp = none" in script
