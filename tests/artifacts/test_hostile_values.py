@@ -189,7 +189,10 @@ CASES = {
                  # A file's text is trimmed of surrounding blank lines.
                  calls=lambda h: [[h, "ini", h.strip(), h, h], [h, "shell", h.strip()],
                                   [h, h, h, h.strip()], [h], ["daemon-reload"]]),
-        Fragment(r"edit ", r"$", stubs=("edit",), calls=lambda h: [[h, h, h, "set", h, h, "no"]])]),
+        Fragment(r"edit ", r"# These files", stubs=("edit",),
+                 calls=lambda h: [[h, h, h, "set", h, h, "no"]]),
+        Fragment(r"rm -f ", r"# ---- units", stubs=("rm",), prelude="root=",
+                 calls=lambda h: [["-f", h + ".openstack-ha-orig"]])]),
     "openstack-start": Case("openstack-start.sh.j2", lambda h: dict(
         run_units=[h, "keystone"], idle_units=[h], started_marker=h, apis=[h, "10.0.0.1:5000"]), [
         Fragment("#!", r"for unit", variables=lambda h: {
