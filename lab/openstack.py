@@ -296,7 +296,6 @@ def prober_config(checks: CloudChecks, server_seconds: float) -> dict:
     horizon = c.services.get("horizon")
     return {"auth_url": f"{c.scheme}://{c.fqdn}:{KEYSTONE_PORT}/v3", "user": ADMIN_USER,
             "project": ADMIN_PROJECT, "password": c.password, "region": c.region,
-            "ca_file": str(c.ca_file) if c.ca_file else None,
             "services": services, "probed": [*services, *(["horizon"] if horizon else [])],
             "horizon_url": c.horizon_url("/auth/login/") if horizon else None,
             "server": {"image": checks.kept[0], "flavor": FLAVOR, "seconds": server_seconds}}

@@ -105,10 +105,10 @@ def host_cpu(stop: threading.Event) -> None:
         before = now
 
 
-def writer(config: dict, stop: threading.Event) -> None:
-    """Commits rows through the VIP one at a time; prints each acknowledged commit."""
+def writer(config: dict, context: Optional[ssl.SSLContext], stop: threading.Event) -> None:
+    """Commits rows through the VIP one at a time (over TLS with `context`); prints each
+    acknowledged commit."""
     mysql = config["mysql"]
-    context = probe.tls_context(config["ca_file"])
     row = config["first_row"]
     connection = None
     failing = None
@@ -163,7 +163,7 @@ def api_threads(config: dict, stop: threading.Event) -> tuple[list[threading.Thr
     """A reader and a backend caller per enabled API, Horizon's page; the server probe."""
     apis = config["apis"]
     cloud = api_probes.Cloud(apis["auth_url"], apis["user"], apis["project"], apis["password"],
-                             apis["region"], apis["ca_file"])
+                             apis["region"], config["ca_file"])
     jobs = []
     for api in api_probes.APIS:
         if api.service in apis["services"]:
@@ -253,7 +253,7 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     threads = [threading.Thread(target=loop, args=(name, check, stop), daemon=True)
                for name, check in checks.items()]
-    threads.append(threading.Thread(target=writer, args=(config, stop), daemon=True))
+    threads.append(threading.Thread(target=writer, args=(config, context, stop), daemon=True))
     threads.append(threading.Thread(target=host_cpu, args=(stop,), daemon=True))
     servers = None
     if "apis" in config:

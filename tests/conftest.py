@@ -13,6 +13,7 @@ from tools import render
 
 # Every stack file's name: Pulumi.<stack>.yaml.
 STACKS = sorted(p.name.split(".")[1] for p in render.ROOT.glob("Pulumi.*.yaml"))
+
 # Property tests: `ci` (the default) draws the same examples every run, keeps no database and
 # reports a failing example as found (shrinking one that renders the stack takes many minutes);
 # HYPOTHESIS_PROFILE=explore searches longer, at random, shrinks, and remembers failures.
