@@ -65,8 +65,7 @@ PROBED = ("vip", "haproxy", "mysql_write", "broker", "keystone_token")
 MILESTONES = ("membership", "fenced", *PROBED)
 # An API is back when this many calls in a row pass (at 2 calls/s: 2.5 s of service).
 RECOVERY_CALLS = 5
-# Correctness, not speed: every API back, every server final, within this many seconds.
-API_SECONDS = 120
+# Every server asked for around the fault is followed this long (reported, not checked).
 SERVER_SECONDS = 120
 CLUSTER_COLUMNS = (*MILESTONES, "rejoin")
 COLUMNS = (*CLUSTER_COLUMNS, *openstack.COLUMNS)
@@ -461,15 +460,19 @@ def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "defaul
 
 
 # How a probed call failed: no answer within the prober's timeout (a slow answer), the
-# connection closed without an answer (also seen with no work under way), anything else (an
-# HTTP error, a refused connection: what a drain must prevent).
+# connection closed without an answer (also seen with no work under way: a kept-alive connection
+# the proxy closes as the client reuses it; over TLS the client sees the close as an EOF in the
+# TLS protocol), anything else (an HTTP error, a refused connection or handshake: what a drain
+# must prevent).
 FAILURE_KINDS = ("timeouts", "closed", "refused")
+CLOSED_WITHOUT_ANSWER = ("RemoteDisconnected", "EOF occurred in violation of protocol",
+                         "UNEXPECTED_EOF_WHILE_READING")
 
 
 def failure_kind(error: str) -> str:
     if "timed out" in error or "Timeout" in error:
         return "timeouts"
-    if "RemoteDisconnected" in error:
+    if any(sign in error for sign in CLOSED_WITHOUT_ANSWER):
         return "closed"
     return "refused"
 

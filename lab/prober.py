@@ -142,6 +142,13 @@ def writer(config: dict, context: Optional[ssl.SSLContext], stop: threading.Even
             stop.wait(INTERVAL)
 
 
+def brief(error: Exception, head: int = 100, tail: int = 200) -> str:
+    """The error's type and message, its middle elided when long: the client's wrappers come
+    first ("SSL exception connecting to URL: ...") and the cause last (urllib3's "Caused by")."""
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= head + tail else f"{text[:head]} ... {text[-tail:]}"
+
+
 def caller(api: str, kind: str, call: Callable[[], None], interval: float,
            stop: threading.Event) -> None:
     """`call` every `interval` seconds (from one start to the next) until stopped; every call
@@ -152,7 +159,7 @@ def caller(api: str, kind: str, call: Callable[[], None], interval: float,
             call()
             error = None
         except Exception as failed:  # a failed call is the measurement; the reason is kept
-            error = f"{type(failed).__name__}: {failed}"[:160]
+            error = brief(failed)
         took = time.monotonic() - started
         emit(probe="api", api=api, kind=kind, t=started, ok=error is None,
              seconds=round(took, 3), **({"error": error} if error else {}))

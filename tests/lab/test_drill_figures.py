@@ -9,7 +9,8 @@ import time
 import pytest
 
 from lab import prober as prober_program
-from lab.drill import RECOVERY_CALLS, Prober, api_figures, host_busy, server_figures
+from lab.drill import (RECOVERY_CALLS, Prober, api_figures, failure_kind, host_busy,
+                       server_figures)
 
 FAULT = 100.0
 
@@ -202,3 +203,39 @@ def test_the_prober_reports_the_hosts_busy_share_each_second(capsys):
     # About two (a loaded machine may wake the sampler late).
     assert samples and all(s["probe"] == "cpu" and 0 <= s["busy"] <= 1
                            for s in samples), samples
+
+
+# What the prober recorded of failed calls over TLS: the kept-alive connection closed as it was
+# reused (an EOF in the TLS protocol), a certificate refused, a refused connection, a 503.
+PROVIDER = "/resource_providers/60d7d803-c20f-4cf9-a813-62f9c0753c8c"
+CLOSED_OVER_TLS = (f"SSLError: SSL exception connecting to https://openstack.osha.internal:8778"
+                   f"{PROVIDER}: HTTPSConnectionPool(host='openstack.osha.internal', port=8778): "
+                   f"Max retries exceeded with url: {PROVIDER} (Caused by SSLError(SSLEOFError(8, "
+                   f"'[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol "
+                   f"(_ssl.c:1006)')))")
+BAD_CERTIFICATE = ("SSLError: SSL exception connecting to https://vip:8778/: ... (Caused by "
+                   "SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] "
+                   "certificate verify failed: self-signed certificate (_ssl.c:1006)')))")
+
+
+@pytest.mark.parametrize("error, kind", [
+    ("ConnectTimeout: Request to https://vip:5000/v3/projects timed out", "timeouts"),
+    ("ConnectFailure: Unable to establish connection to http://vip:9696/v2.0/security-groups: "
+     "('Connection aborted.', RemoteDisconnected('Remote end closed connection'))", "closed"),
+    (CLOSED_OVER_TLS, "closed"),
+    (BAD_CERTIFICATE, "refused"),
+    ("ConnectFailure: Unable to establish connection to https://vip:9292/v2/images: "
+     "[Errno 111] Connection refused", "refused"),
+    ("CallFailed: POST /v2.0/security-groups: HTTP 503", "refused"),
+])
+def test_a_failed_call_is_judged_by_how_the_connection_ended(error, kind):
+    assert failure_kind(error) == kind
+
+
+def test_the_prober_keeps_a_long_errors_cause():
+    """The client's wrapper comes first and urllib3's cause last: a long error keeps both."""
+    recorded = prober_program.brief(RuntimeError(CLOSED_OVER_TLS))
+    assert recorded.startswith("RuntimeError: SSLError: SSL exception connecting to")
+    assert recorded.endswith("EOF occurred in violation of protocol (_ssl.c:1006)')))")
+    assert len(recorded) < len(CLOSED_OVER_TLS) and failure_kind(recorded) == "closed"
+    assert prober_program.brief(ValueError("short")) == "ValueError: short"

@@ -382,28 +382,28 @@ def drills():
 
 
 def assert_recovered(result: drill.Failover) -> None:
-    """Nothing lost, nothing held twice, every check and every API back. (Servers are reported,
-    not checked: one in flight when the VIP's holder dies stays in BUILD while each node's
-    broker stands alone; README, "Every API's outage".)"""
+    """Nothing lost, nothing held twice, every check passing again and every API back while the
+    drill probed (how fast is a benchmark's figure: bench/failover.py, README "Every API's
+    outage"). (Servers are reported, not checked: one in flight when the VIP's holder dies stays
+    in BUILD while each node's broker stands alone.)"""
     assert result.rows_found == result.rows_acknowledged > 0, result
     assert result.max_fs_mounts == 1, result
     assert result.max_vip_holders == 1, result
     assert all(result.seconds[c] is not None for c in drill.COLUMNS), result
     assert not result.errors, result
-    assert result.apis and all(
-        a["outage"] is not None and a["outage"] <= drill.API_SECONDS
-        for a in result.apis.values()), result.apis
+    assert result.apis and all(a["outage"] is not None for a in result.apis.values()), result.apis
 
 
-def drill_round(lab, drills: list, cloud: openstack.CloudChecks) -> None:
-    """Every fault once on the VIP's holder, each on another victim (the VIP's node when it has
-    not been one), then a node without the VIP killed; the client's checks pass before each
-    fault and are timed after it, every API is called throughout. Then the group visits every
-    control node."""
+def drill_round(lab, drills: list, cloud: openstack.CloudChecks, faults: tuple[str, ...],
+                bystander: bool) -> None:
+    """Each of `faults` once on the VIP's holder, each on another victim (the VIP's node when
+    it has not been one), then (with `bystander`) a node without the VIP killed; the client's
+    checks pass before each fault and are timed after it, every API is called throughout. Then
+    the group visits every control node."""
     layout = lab.settings.cluster.haproxy_layout
     profile = session.profile_from_environment()
     pending = list(lab.controls)
-    for fault in FAULTS:
+    for fault in faults:
         drill.wait_settled(lab)
         holder = lab.holder_of_vip()
         victim = holder if holder in pending else pending[0]
@@ -412,21 +412,23 @@ def drill_round(lab, drills: list, cloud: openstack.CloudChecks) -> None:
         drills.append(result)
         assert result.survivor != result.victim, result
         assert_recovered(result)
-    drill.wait_settled(lab)
-    holder = lab.holder_of_vip()
-    bystander = next(n for n in lab.controls if n is not holder)
-    result = drill.run_drill(lab, layout, bystander, "kill", profile, cloud, vip_holder=False)
-    drills.append(result)
-    assert result.survivor == holder["name"], result
-    assert_recovered(result)
+    if bystander:
+        drill.wait_settled(lab)
+        holder = lab.holder_of_vip()
+        victim = next(n for n in lab.controls if n is not holder)
+        result = drill.run_drill(lab, layout, victim, "kill", profile, cloud, vip_holder=False)
+        drills.append(result)
+        assert result.survivor == holder["name"], result
+        assert_recovered(result)
     # Each victim rejoined: every control node takes the group and gives it back.
     visited = drill.take_the_group_everywhere(lab)
     assert sorted(visited) == sorted(n["name"] for n in lab.controls), visited
 
 
 def test_failover_round_clone_layout(lab, drills, cloud):
+    """The stack's default layout: every fault on the VIP's holder, and a node without it."""
     assert lab.settings.cluster.haproxy_layout == "clone"
-    drill_round(lab, drills, cloud)
+    drill_round(lab, drills, cloud, FAULTS, bystander=True)
 
 
 def test_switching_to_the_group_layout_runs_only_the_changed_steps(lab, tmp_path):
@@ -443,7 +445,11 @@ def test_switching_to_the_group_layout_runs_only_the_changed_steps(lab, tmp_path
 
 
 def test_failover_round_group_layout(lab, drills, cloud):
-    drill_round(lab, drills, cloud)
+    """HAProxy in the core group: the split-brain case (the VIP's holder cut off, still running
+    the group's HAProxy and holding the VIP until fenced). Every fault in both layouts is
+    bench/failover.py's matrix."""
+    assert lab.settings.cluster.haproxy_layout == "group"
+    drill_round(lab, drills, cloud, ("cut",), bystander=False)
 
 
 def test_delete_leaves_nothing_with_a_node_down(lab):
