@@ -95,6 +95,9 @@ def defaults(debs, tmp_path_factory) -> Path:
         shipped = unpacked / package / "etc"
         if shipped.is_dir():
             shutil.copytree(shipped, etc / "etc", dirs_exist_ok=True)
+        units = unpacked / package / "lib/systemd/system"
+        if units.is_dir():
+            shutil.copytree(units, etc / "lib/systemd/system", dirs_exist_ok=True)
         service, files = POSTINST_COPIES.get(package, (None, []))
         for name in files:
             target = etc / "etc" / service / name
@@ -214,6 +217,30 @@ def test_every_key_lands_and_a_second_run_changes_nothing(debian, defaults, name
     argv = node.argv.read_text()
     leaked = [k for k, v in node.values.items() if k.startswith("SECRET_") and v in argv]
     assert not leaked
+
+
+def test_units_pacemaker_starts_run_from_copies_ordered_after_targets_only(debian, defaults,
+                                                                          tmp_path):
+    """glance-api's package orders it after rabbitmq-server: started by Pacemaker while the broker
+    starts, its job waited and Pacemaker failed the start. The copy in /etc keeps every other line
+    of the packaged unit."""
+    node = Node(debian, "ctl1", defaults, tmp_path)
+    _, calls = node.install()
+    plan = node_plan(node.graph.settings, node.spec)
+    assert "glance-api" in plan.cluster_units
+    for unit in plan.cluster_units:
+        packaged = (node.root / f"lib/systemd/system/{unit}.service").read_text().splitlines()
+        copy = (node.root / f"etc/systemd/system/{unit}.service").read_text().splitlines()
+        assert [line for line in copy if not line.startswith("After=")] == \
+            [line for line in packaged if not line.startswith("After=")], unit
+        after = [word for line in copy if line.startswith("After=")
+                 for word in line.removeprefix("After=").split()]
+        assert after and all(word.endswith(".target") for word in after), (unit, after)
+    assert "After=network-online.target local-fs.target remote-fs.target" in \
+        (node.root / "etc/systemd/system/glance-api.service").read_text()
+    assert "systemctl daemon-reload" in calls
+    _, calls = node.install()
+    assert "systemctl daemon-reload" not in calls
 
 
 def test_a_control_node_gets_what_the_recipe_measured(debian, defaults, tmp_path):
