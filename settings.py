@@ -398,6 +398,10 @@ class Tls(Section):
                             "passwords and tokens in the clear: unsafe off a lab")
     require_mysql_tls: Optional[bool] = setting(None, "MySQL refuses plain connections",
                                                 shown="tls.enabled")
+    certificate_days: int = setting(
+        730, "the service certificates' lifetime; a changed value issues new ones, which "
+        "`pulumi up` rolls out without restarting a service (also done once a certificate is "
+        "within 30 days of its end and `pulumi refresh` has seen it)", ge=31, le=3650)
 
     @rule("require_mysql_tls")
     def _mysql_tls_follows_tls(cls, required: Optional[bool], data: dict):

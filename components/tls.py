@@ -19,9 +19,10 @@ from settings import Settings
 TLS_DIR = "/etc/openstack-ha/tls"
 CA_FILE = f"{TLS_DIR}/ca.pem"
 HAPROXY_CERT_DIR = "/etc/haproxy/certs"
-# Ten years for the CA, two for the service certificates.
+# Ten years for the CA (the service certificates' lifetime is tls.certificateDays).
 CA_HOURS = 24 * 365 * 10
-CERT_HOURS = 24 * 365 * 2
+# A certificate this close to its end is renewed by the `pulumi up` after a `pulumi refresh`.
+EARLY_RENEWAL_HOURS = 24 * 30
 BROKER_GROUPS = {"qpid": "qpidd", "rabbitmq": "rabbitmq"}
 # The system trust store, so clients (the OpenStack services, the openstack CLI) accept the VIP.
 TRUST_ANCHORS = {"rhel": "/etc/pki/ca-trust/source/anchors/openstack-ha-ca.pem",
@@ -41,7 +42,8 @@ class InstalledFile:
     path: str
     mode: str
     group: str
-    # The Pacemaker resource (or "haproxy") that must re-read it when it changes.
+    # What must re-read it when it changes: a Pacemaker resource (restarted), "<resource>-
+    # certificate" (its certificate and key, reloaded in place), "haproxy", or "trust".
     consumer: str
 
 
@@ -67,8 +69,9 @@ def installed_files(settings: Settings, role: str = "control") -> list[Installed
     for name in certificate_names(settings):
         if name in ("mysql", "broker"):
             group = "mysql" if name == "mysql" else broker_group
-            files += [InstalledFile(f"{name}-cert", f"{TLS_DIR}/{name}.crt", "0644", "root", name),
-                      InstalledFile(f"{name}-key", f"{TLS_DIR}/{name}.key", "0640", group, name)]
+            reload = f"{name}-certificate"
+            files += [InstalledFile(f"{name}-cert", f"{TLS_DIR}/{name}.crt", "0644", "root", reload),
+                      InstalledFile(f"{name}-key", f"{TLS_DIR}/{name}.key", "0640", group, reload)]
         else:
             files.append(InstalledFile(f"{name}-bundle", haproxy_cert_file(name), "0600", "root",
                                        "haproxy"))
@@ -127,7 +130,8 @@ class StackTls(pulumi.ComponentResource):
             cert = tls.LocallySignedCert(
                 f"tls-{cert_name}-cert", cert_request_pem=request.cert_request_pem,
                 ca_private_key_pem=ca_key.private_key_pem, ca_cert_pem=ca.cert_pem,
-                validity_period_hours=CERT_HOURS,
+                validity_period_hours=s.tls.certificate_days * 24,
+                early_renewal_hours=EARLY_RENEWAL_HOURS,
                 allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
                 opts=child)
             if cert_name in ("mysql", "broker"):

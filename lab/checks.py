@@ -103,3 +103,18 @@ def ensure_mysql_user(lab, holder: dict) -> None:
     result = lab.ssh(holder, f'mysql -e "{sql}"', timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"creating the lab's MySQL user: {result.stderr}")
+
+
+def served_certificate_end(host: str, port: int, ca_file: Path,
+                           starttls: Optional[str] = None) -> str:
+    """`notAfter=...` of the certificate served at host:port (after STARTTLS `starttls`, such as
+    mysql), from the lab network, the chain verified by `ca_file`."""
+    hello = subprocess.run(
+        in_namespace("openssl", "s_client", "-connect", f"{host}:{port}", "-CAfile", str(ca_file),
+                     "-verify_return_error", *(("-starttls", starttls) if starttls else ())),
+        input="", capture_output=True, text=True, timeout=60)
+    if hello.returncode != 0:
+        raise RuntimeError(f"TLS at {host}:{port}: {hello.stderr.strip()[-300:]}")
+    end = subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=hello.stdout,
+                         capture_output=True, text=True, timeout=60, check=True)
+    return end.stdout.strip()

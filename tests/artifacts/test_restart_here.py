@@ -1,6 +1,7 @@
 """restart_here (templates/restart-here.sh.j2) run by bash against stub cluster tools: a resource
 restarts only on the node that runs it; a cloned one under systemd with the node in maintenance,
-never through Pacemaker's ban."""
+never through Pacemaker's ban. reload_here (templates/reload-here.sh.j2): a reload in place, only
+where the resource runs."""
 from __future__ import annotations
 
 import os
@@ -36,7 +37,8 @@ def run(tmp_path, stubs: dict[str, str], call: str, **env: str) -> tuple[int, li
         (bin_dir / tool).chmod(0o755)
     log = tmp_path / "log"
     log.write_text("")
-    script = "set -euo pipefail\n" + render("restart-here.sh.j2") + call + "\n"
+    script = "set -euo pipefail\n" + render("restart-here.sh.j2") + render("reload-here.sh.j2") \
+        + call + "\n"
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
                                  "OSHA_TEST_LOG": str(log), **env})
@@ -109,3 +111,13 @@ def test_a_failed_start_without_a_restart_policy_fails_at_once(tmp_path):
 
 def test_a_unit_that_restarts_cleanly_is_not_waited_for(tmp_path):
     assert try_restart(tmp_path, "exit 0") == (0, ["systemctl try-restart unit.service"])
+
+
+RELOAD = {**STUBS, "mysql": 'echo "mysql $*" >> "$OSHA_TEST_LOG"'}
+
+
+@pytest.mark.parametrize("runs_on, reloaded", [("ctl1", ["mysql -e FLUSH SSL"]), ("ctl2", [])])
+def test_a_reload_runs_only_where_the_resource_runs_and_restarts_nothing(tmp_path, runs_on,
+                                                                          reloaded):
+    assert run(tmp_path, RELOAD, "reload_here mysql mysql -e 'FLUSH SSL'",
+               OSHA_RUNS_ON=runs_on) == (0, reloaded)

@@ -7,12 +7,14 @@ changed template, and the delete path with a node down. `make lab`.
 """
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
 import signal
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import jinja2
@@ -24,9 +26,10 @@ from components import shared_disk
 from components.endpoints import BROKER_PORTS, load_rules
 from components.fencing import KEY_FILE
 from components.openstack_config import node_plan
+from components.tls import HAPROXY_CERT_DIR, TLS_DIR
 from lab import checks, drill, maintenance, openstack, session
 from lab.substrate import FAULTS
-from tools import replay
+from tools import render, replay
 
 pytestmark = pytest.mark.lab
 
@@ -34,6 +37,7 @@ BLOCK = 4096
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "lab-round.json"
 PLANNED_RESULTS = RESULTS.with_name("lab-planned.json")
 MAINTENANCE_RESULTS = RESULTS.with_name("lab-maintenance.json")
+RENEWAL_RESULTS = RESULTS.with_name("lab-renewal.json")
 
 
 def test_every_node_passes_the_stacks_ready_gate(lab):
@@ -450,6 +454,57 @@ def test_failover_round_group_layout(lab, drills, cloud):
     bench/failover.py's matrix."""
     assert lab.settings.cluster.haproxy_layout == "group"
     drill_round(lab, drills, cloud, ("cut",), bystander=False)
+
+
+def certificate_end_dates(lab, node: dict) -> set[str]:
+    """The end dates of every certificate the node's services present (HAProxy's, MySQL's, the
+    broker's)."""
+    files = f"{HAPROXY_CERT_DIR}/*.pem {TLS_DIR}/mysql.crt {TLS_DIR}/broker.crt"
+    listed = lab.ssh(node, f'for f in {files}; do openssl x509 -noout -enddate -in "$f"; done',
+                     timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    return set(listed.stdout.split("\n")) - {""}
+
+
+def server_pids(lab) -> dict[str, str]:
+    """Each control node's MySQL (where it runs) and broker main PIDs."""
+    pids = {}
+    for node in lab.controls:
+        shown = lab.ssh(node, "cat /run/mysqld/mysqld.pid 2>/dev/null || true; "
+                              "systemctl show --property MainPID --value rabbitmq-server",
+                        timeout=60)
+        pids[node["name"]] = shown.stdout.split()
+    return pids
+
+
+def test_renewed_certificates_are_rolled_out_without_a_restart_or_a_refused_call(
+        lab, cloud, tmp_path):
+    """New service certificates (a changed tls.certificateDays) installed by the update path
+    while the prober calls every API: HAProxy reloads, MySQL and the broker load theirs in place
+    (same processes), no call is refused, and the VIP and every node present only the new
+    ones."""
+    drill.wait_settled(lab)
+    raw = json.loads((lab.rendered / "settings.json").read_text())
+    days = lab.settings.tls.certificate_days + 1
+    raw["tls"] = {**raw.get("tls", {}), "certificateDays": days}
+    rendered = session.render_settings(tmp_path / "rendered", raw)
+    changed = replay.changed_steps(replay.Rendered.load(lab.rendered), replay.Rendered.load(rendered))
+    assert sorted(changed) == sorted(f"{n['name']}-tls-install" for n in lab.controls), changed
+    before = server_pids(lab)
+    planned = drill.run_planned(lab, cloud, "certificate-renewal",
+                                lambda: lab.update_to(rendered))
+    drill.report_planned([planned], RENEWAL_RESULTS)
+    assert server_pids(lab) == before
+    refused = {api: a for api, a in planned.apis.items() if a["refused"]}
+    assert not refused, refused
+    assert planned.rows_found == planned.rows_acknowledged > 0, planned
+    end = (render.EPOCH + timedelta(days=days)).strftime("notAfter=%b %e %H:%M:%S %Y GMT")
+    for node in lab.controls:
+        assert certificate_end_dates(lab, node) == {end}, node["name"]
+    vip = lab.manifest["vip"]
+    for host, port, starttls in ((lab.settings.vip_fqdn, openstack.KEYSTONE_PORT, None),
+                                 (vip, 3306, "mysql"), (vip, BROKER_PORTS[True], None)):
+        assert checks.served_certificate_end(host, port, lab.ca_file, starttls) == end, port
 
 
 def test_delete_leaves_nothing_with_a_node_down(lab):

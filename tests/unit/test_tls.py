@@ -12,6 +12,7 @@ from tools import render
 KEY = "tls:index/privateKey:PrivateKey"
 SIGNED = "tls:index/locallySignedCert:LocallySignedCert"
 REQUEST = "tls:index/certRequest:CertRequest"
+COMMAND = "command:remote:Command"
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +114,25 @@ def test_mysql_requires_tls_only_when_asked(prod_graph):
 def test_the_broker_listens_on_its_tls_port_only(prod_graph):
     script = prod_graph.named("ctl1-tls-install").inputs["create"]
     assert "listeners.ssl.default = 5671" in script and "listeners.tcp = none" in script
+
+
+def test_a_new_certificate_lifetime_reissues_them_and_changes_only_the_control_nodes_install(
+        prod_graph):
+    days = prod_graph.settings.tls.certificate_days + 1
+    renewed = render.run_program(stack_config("prod", tls={"enabled": True,
+                                                           "certificateDays": days}), "prod")
+    for cert in renewed.of_type(SIGNED):
+        assert (cert.inputs["validityPeriodHours"], cert.inputs["earlyRenewalHours"]) == \
+            (days * 24, 30 * 24)
+    changed = [r.name for r in renewed.of_type(COMMAND)
+               if r.inputs != prod_graph.named(r.name).inputs]
+    assert sorted(changed) == sorted(f"{n.name}-tls-install" for n in renewed.settings.controls)
+
+
+def test_new_certificates_alone_are_loaded_in_place_and_a_changed_setting_restarts(prod_graph):
+    script = prod_graph.named("ctl1-tls-install").inputs["create"]
+    assert "reload_here mysql mysql -e 'FLUSH SSL'" in script
+    assert "reload_here broker rabbitmqctl eval 'ssl:clear_pem_cache().'" in script
+    for f in installed_files(prod_graph.settings):
+        if f.name in ("mysql-cert", "mysql-key", "broker-cert", "broker-key"):
+            assert f.consumer == f.name.rsplit("-", 1)[0] + "-certificate", f
