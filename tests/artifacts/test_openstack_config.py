@@ -46,6 +46,7 @@ STUBS = {
     # Every unit exists; none is enabled; they run once OSHA_TEST_RUNNING is set (try-restart
     # restarts running units only).
     "systemctl": 'case $1 in cat) exit 0;; is-enabled) exit 1;;\n'
+                 '  show) echo "${OSHA_TEST_NEEDS_RELOAD:-no}"; exit 0;;\n'
                  '  is-active) [ -n "${OSHA_TEST_RUNNING:-}" ]; exit;;\n'
                  '  try-restart) [ -n "${OSHA_TEST_RUNNING:-}" ] || exit 0;; esac\n'
                  'echo "systemctl $*" >> "$OSHA_TEST_LOG"\n',
@@ -241,6 +242,10 @@ def test_units_pacemaker_starts_run_from_copies_ordered_after_targets_only(debia
     assert "systemctl daemon-reload" in calls
     _, calls = node.install()
     assert "systemctl daemon-reload" not in calls
+    # A run killed after the copy and before the reload: systemd still runs the packaged unit.
+    node.env["OSHA_TEST_NEEDS_RELOAD"] = "yes"
+    _, calls = node.install()
+    assert "systemctl daemon-reload" in calls
 
 
 def test_a_control_node_gets_what_the_recipe_measured(debian, defaults, tmp_path):
