@@ -58,7 +58,7 @@ bench-maintenance: lab-deps venv
 	$(PYTHON) bench/maintenance.py --profile fast
 
 render: venv
-	$(PYTHON) tools/render.py --stack $(STACK) --out rendered/$(STACK)
+	$(PYTHON) -m tools.render --stack $(STACK) --out rendered/$(STACK)
 
 # README's settings table, written from the schema in settings.py.
 settings-doc: venv

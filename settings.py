@@ -4,9 +4,12 @@ Keys are camelCase in YAML, attributes snake_case in Python. Every level rejects
 nothing is coerced, every string is typed as what it is (settings_schema.py), and each cross-field
 rule sits on the model holding the fields it relates. `parse()` returns one frozen `Settings` or
 raises `SettingsError` with every problem, one line each; secrets are checked like the rest, never
-shown, and handed on as Pulumi secrets. A new section is a `Section` subclass of `setting(...)`
-fields (cross-field checks as `@rule()` generators) plus one field of it on `Settings`.
+shown, and handed on as Pulumi secrets. `read_stack_file()` reads a Pulumi.<stack>.yaml as
+Pulumi does. A new section is a `Section` subclass of `setting(...)`
+fields (cross-field checks as `@rule()` generators) plus one field of it on `Settings`. A default
+that follows from other keys is a function under "Derived defaults", which its key names.
 """
+import pathlib
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, ClassVar, Literal, Optional
 
 import pulumi
+import yaml
 from pydantic import (ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo,
                       field_validator, with_config)
 from pydantic.alias_generators import to_camel
@@ -26,8 +30,8 @@ from catalogue import (RELEASES, SERVICES, SINGLETON_UNITS, SINGLETONS, by_name,
 from settings_schema import (BridgeName, Cidr, DevicePath, Domain, Host, HostPort, ImageSource,
                              IPv4, Iqn, Label, LibvirtUri, ListOf, NamePrefix, Password, Path,
                              PoolName, Section, SshHostKey, SshPrivateKey, TagKey, Text,
-                             UnitName, UserName, Word, decode, describe, project_keys, rule,
-                             setting, unwrap)
+                             UnitName, UserName, Word, decode, describe, did_you_mean, line,
+                             project_keys, rule, setting, unwrap)
 
 PROJECT = "openstack-ha"
 DEFAULT_IMAGE = ("https://cloud.centos.org/centos/9-stream/x86_64/images/"
@@ -70,12 +74,90 @@ class SettingsError(ValueError):
         super().__init__("invalid stack configuration:\n  - " + "\n  - ".join(problems))
 
 
+# -- Derived defaults -----------------------------------------------------------------------------
+# Every default that follows from other keys is one function here, named by its key's
+# `setting(derived=...)` (services: its `shown=`): the key's rule calls it when the key is unset,
+# with the keys validated above it, and README shows its docstring. The node plans are the one
+# other place: `NodePlan.placed` lays out their addresses and hosts.
+
+def image_version(source: str, family: str) -> Optional[int]:
+    """from the source's file name (debian-12, bookworm, ...-9-...)"""
+    name = source.rsplit("/", 1)[-1].lower()
+    if family == "debian":
+        for codename, version in DEBIAN_CODENAMES.items():
+            if codename in source.lower():
+                return int(version)
+        found = re.search(r"debian-([0-9]+)", name)
+    else:
+        found = re.search(r"(?:centos|rhel|rocky|almalinux|oraclelinux)[a-z_-]*?([0-9]+)", name) \
+            or re.search(r"\bel([0-9]+)\b", name)
+    return int(found.group(1)) if found else None
+
+
+def first_address(cidr: IPv4Network) -> IPv4Address:
+    """the first address of `cidr`"""
+    return cidr.network_address + 1
+
+
+def local_hypervisor(uri: str) -> tuple["Hypervisor", ...]:
+    """one, `local`, at libvirtUri"""
+    return (Hypervisor.model_validate({"name": "local", "uri": uri}),)
+
+
+def network_gateway(network: "Network") -> str:
+    """network.gateway"""
+    return str(network.gateway)
+
+
+def authorized_keys_of(fence_user: str) -> str:
+    """`~fenceUser/.ssh/authorized_keys`"""
+    return ("/root" if fence_user == "root" else f"/home/{fence_user}") + "/.ssh/authorized_keys"
+
+
+def vip_in(cidr: IPv4Network) -> IPv4Address:
+    """`.10` of network.cidr"""
+    return IPv4Address(min(int(cidr.network_address) + 10, 2 ** 32 - 1))
+
+
+def workers_for(size: "Sizing") -> int:
+    """1 with 1-vCPU control nodes, else 2"""
+    return 1 if size.vcpu == 1 else 2
+
+
+def broker_for(family: str, installs: bool) -> str:
+    """`qpid` (rhel with openstack.install none), else `rabbitmq`"""
+    return "qpid" if family == "rhel" and not installs else "rabbitmq"
+
+
+def singletons_for(release: str, family: str) -> tuple["Singleton", ...]:
+    """per release and OS family"""
+    units = SINGLETON_UNITS[family]
+    return tuple(Singleton.model_construct(name=name, unit=units[name])
+                 for name in default_singletons(release))
+
+
+def fence_delay_for(control_count: int) -> int:
+    """10 with two control nodes, else 0"""
+    return 10 if control_count == 2 else 0
+
+
+def services_for(release: str, installable: Optional[list[str]]) -> dict[str, bool]:
+    """on while the release ships them"""
+    return {s.name: default_enabled(s, release) and (installable is None or s.name in installable)
+            for s in SERVICES}
+
+
+def mysql_tls_for(tls_enabled: bool) -> bool:
+    """tls.enabled"""
+    return tls_enabled
+
+
 class Image(Section):
     source: ImageSource = setting(DEFAULT_IMAGE, "what every root volume is a copy-on-write "
                                   "layer of", shown="CentOS Stream 9 GenericCloud URL")
     os_family: Literal[OS_FAMILIES] = setting("rhel", "package manager and unit names")
     os_version: Optional[int] = setting(
-        derived="from the source's file name (debian-12, bookworm, ...-9-...)",
+        derived=image_version,
         doc="the OS's major version: which OpenStack releases its packages provide", ge=1, le=999)
 
     @field_validator("os_version")
@@ -91,24 +173,10 @@ class Image(Section):
         return self.source.startswith(("http://", "https://"))
 
 
-def image_version(source: str, family: str) -> Optional[int]:
-    """The major version an image's file name states, if it states one."""
-    name = source.rsplit("/", 1)[-1].lower()
-    if family == "debian":
-        for codename, version in DEBIAN_CODENAMES.items():
-            if codename in source.lower():
-                return int(version)
-        found = re.search(r"debian-([0-9]+)", name)
-    else:
-        found = re.search(r"(?:centos|rhel|rocky|almalinux|oraclelinux)[a-z_-]*?([0-9]+)", name) \
-            or re.search(r"\bel([0-9]+)\b", name)
-    return int(found.group(1)) if found else None
-
-
 class Network(Section):
     name: Label = setting("osha", "the libvirt network's name")
     cidr: Cidr = setting(IPv4Network("10.20.0.0/24"), "the control network")
-    gateway: Optional[IPv4] = setting(derived="the first address of `cidr`",
+    gateway: Optional[IPv4] = setting(derived=first_address,
                                       doc="the router (with mode `bridge`: the LAN's)")
     mode: Literal[NETWORK_MODES] = setting("nat", "`isolated`: no route out; `bridge`: the "
                                            "nodes join `bridge` on the hypervisors' LAN")
@@ -120,7 +188,7 @@ class Network(Section):
     def _gateway_inside(cls, gateway: Optional[IPv4Address], data: dict):
         cidr = data.get("cidr")
         if cidr is None or gateway is None:
-            return gateway if cidr is None else cidr.network_address + 1
+            return gateway if cidr is None else first_address(cidr)
         if gateway not in cidr or gateway in (cidr.network_address, cidr.broadcast_address):
             yield "gateway", str(gateway), f"must lie inside network.cidr {cidr} (a host address)"
         return gateway
@@ -140,11 +208,11 @@ class Hypervisor(Section):
                               "`no_verify` and `known_hosts_verify` other than `normal` are "
                               "refused)")
     fence_address: Optional[Host] = setting(
-        None, "where the nodes reach the host's sshd for fencing (required for a remote host "
-        "and with network.mode `bridge`)", shown="network.gateway")
+        derived=network_gateway, doc="where the nodes reach the host's sshd for fencing "
+        "(required for a remote host and with network.mode `bridge`)")
     fence_user: UserName = setting("root", "the user fence_virsh logs in as")
-    authorized_keys_file: Optional[Path] = setting(None, "where the nodes' fencing key goes",
-                                                   shown="`~fenceUser/.ssh/authorized_keys`")
+    authorized_keys_file: Optional[Path] = setting(derived=authorized_keys_of,
+                                                   doc="where the nodes' fencing key goes")
     host_key: Optional[SshHostKey] = setting(
         None, "the host's ED25519 SSH host key: the nodes trust the fencing host by it (required "
         "for a remote host)")
@@ -323,8 +391,7 @@ class Cluster(Section):
         "clone", "`clone`: HAProxy on every node, the VIP follows it; `group`: HAProxy in the "
         "VIP's group (the seed's layout)")
     broker: Optional[Literal[BROKERS]] = setting(
-        derived="`qpid` (rhel with openstack.install none), else `rabbitmq`",
-        doc="the message broker")
+        derived=broker_for, doc="the message broker")
     broker_layout: Literal[BROKER_LAYOUTS] = setting(
         "clone", "`clone`: the broker runs on every node and the VIP's group follows it, so a "
         "failover waits for no broker start; `group`: the broker in the group after MySQL (the "
@@ -339,7 +406,7 @@ class Cluster(Section):
                                "node at a time: MySQL's datadir (`mysql/`) and glance's image "
                                "store (`glance-images/`) lie in it; a directory of its own, not "
                                "one of the system's (`/etc`, `/var/lib`, anything in `/usr`, ...)")
-    singletons: Optional[ListOf[Singleton]] = setting(derived="per release and OS family",
+    singletons: Optional[ListOf[Singleton]] = setting(derived=singletons_for,
                                                       doc="services run on exactly one node")
     tcp_keepalive: TcpKeepalive = setting(TcpKeepalive, "kernel keepalives against half-dead "
                                           "connections after a failover")
@@ -377,7 +444,7 @@ class Fencing(Section):
     acknowledge_disabled: bool = setting(False, "required to run with fencing off")
     agent: Literal[FENCE_AGENTS] = setting("fence_virsh", "`fence_xvm` needs fence_virtd on "
                                            "every hypervisor (not set up by the stack)")
-    delay_base_seconds: Optional[int] = setting(derived="10 with two control nodes, else 0",
+    delay_base_seconds: Optional[int] = setting(derived=fence_delay_for,
                                                 doc="one side's delay against a fence race",
                                                 ge=0, le=600)
     action: Literal["reboot", "off"] = setting(
@@ -396,17 +463,22 @@ class Tls(Section):
     enabled: bool = setting(True, "TLS at HAProxy for the public APIs and Horizon, MySQL and "
                             "the broker (the seed's \"Securing Services\"); `false` sends "
                             "passwords and tokens in the clear: unsafe off a lab")
-    require_mysql_tls: Optional[bool] = setting(None, "MySQL refuses plain connections",
-                                                shown="tls.enabled")
+    require_mysql_tls: Optional[bool] = setting(derived=mysql_tls_for,
+                                                doc="MySQL refuses plain connections")
     certificate_days: int = setting(
         730, "the service certificates' lifetime; a changed value issues new ones, which "
         "`pulumi up` rolls out without restarting a service (also done once a certificate is "
         "within 30 days of its end and `pulumi refresh` has seen it)", ge=31, le=3650)
+    ca_generation: int = setting(
+        1, "raise it by one for a new stack CA: one `pulumi up` adds it to every node's trust "
+        "beside the old one, installs the certificates it signed, then drops the old CA, "
+        "restarting nothing (clients off the nodes need the new `caCertificate` output)",
+        ge=1, le=999)
 
     @rule("require_mysql_tls")
     def _mysql_tls_follows_tls(cls, required: Optional[bool], data: dict):
         yield from ()
-        return data.get("enabled", True) if required is None else required
+        return mysql_tls_for(data.get("enabled", True)) if required is None else required
 
     @rule()
     def _mysql_tls_needs_tls(self):
@@ -428,7 +500,7 @@ class OpenStack(Section):
         "packages", "`packages`: the stack installs OpenStack from the OS family's own packages "
         "and bootstraps it; `none`: the image carries the services (the stack clusters, balances "
         "and repoints them)")
-    workers: Optional[int] = setting(derived="1 with 1-vCPU control nodes, else 2",
+    workers: Optional[int] = setting(derived=workers_for,
                                      doc="processes per API (keystone, placement, nova, neutron, "
                                      "cinder, heat); Horizon runs twice as many threads",
                                      ge=1, le=64)
@@ -539,7 +611,7 @@ class Settings(Section):
     storage_pool: PoolName = setting("default", "libvirt pool for every volume, on every host")
     network: Network = setting(Network, "the control network")
     hypervisors: Optional[ListOf[Hypervisor]] = setting(
-        derived="one, `local`, at libvirtUri", doc="one libvirt provider each; nodes are placed "
+        derived=local_hypervisor, doc="one libvirt provider each; nodes are placed "
         "by `nodes[].hypervisor` and fenced through their own host (Pulumi.multihost.yaml)",
         min_length=1)
     control_size: ControlSize = setting(ControlSize, "each control node's size")
@@ -557,14 +629,13 @@ class Settings(Section):
         "the list takes requests again once its APIs answer (README: Node maintenance)",
         shown="none")
     vip_name: Label = setting("openstack", "the VIP's DNS name is `<vipName>.<network.domain>`")
-    vip: Optional[IPv4] = setting(derived="`.10` of network.cidr", doc="the floating IP")
+    vip: Optional[IPv4] = setting(derived=vip_in, doc="the floating IP")
     shared_storage: SharedStorage = setting(SharedStorage, "MySQL's disk")
     admin_user: UserName = setting("osha", "the SSH admin on every node")
     cluster: Cluster = setting(Cluster, "Pacemaker")
     fencing: Fencing = setting(Fencing, "fencing")
     services: dict[ServiceName, bool] = setting(
-        dict, "`{name: true/false}` over catalogue.py",
-        shown="on while the release ships them")
+        dict, "`{name: true/false}` over catalogue.py", shown=services_for.__doc__)
     tls: Tls = setting(Tls, "TLS")
     keystone: Keystone = setting(Keystone, "for the endpoint repoint")
     tags: dict[TagKey, Text] = setting(dict, "`environment: prod` turns on the guardrails")
@@ -594,7 +665,7 @@ class Settings(Section):
                 yield "libvirtUri", uri, "a remote hypervisor needs fenceAddress and hostKey: " \
                     "describe it under hypervisors"
                 return None
-            hypervisors = (Hypervisor.model_validate({"name": "local", "uri": uri}),)
+            hypervisors = local_hypervisor(uri)
         elif hypervisors and uri not in (None, DEFAULT_URI, *(h.uri for h in hypervisors)):
             yield "libvirtUri", uri, "applies only without hypervisors (each names its uri)"
         for attribute in ("name", "uri"):
@@ -611,10 +682,9 @@ class Settings(Section):
                 yield ("hypervisors", index, "fenceAddress"), None, "required with " \
                     "network.mode bridge: the address its nodes reach it at"
         return tuple(h.model_copy(update={
-            "fence_address": h.fence_address or str(network.gateway),
-            "authorized_keys_file": h.authorized_keys_file or ("/root" if h.fence_user == "root"
-                                                               else f"/home/{h.fence_user}")
-            + "/.ssh/authorized_keys"}) for h in hypervisors)
+            "fence_address": h.fence_address or network_gateway(network),
+            "authorized_keys_file": h.authorized_keys_file or authorized_keys_of(h.fence_user)})
+            for h in hypervisors)
 
     @rule("control_nodes", "compute_nodes")
     def _nodes_fit(cls, plan: NodePlan, data: dict):
@@ -679,7 +749,7 @@ class Settings(Section):
         if network is None:
             return vip
         cidr = network.cidr
-        vip = vip or IPv4Address(min(int(cidr.network_address) + 10, 2 ** 32 - 1))
+        vip = vip or vip_in(cidr)
         nodes = [n for f in ("control_nodes", "compute_nodes") for n, _ in _placed(data, f) or []]
         clash = [n.name for n in nodes if n.ip == vip]
         if any(n.name == data.get("vip_name") for n in nodes):
@@ -714,7 +784,7 @@ class Settings(Section):
         image, release, size = data.get("image"), data.get("release"), data.get("control_size")
         if image is None or release is None or size is None:
             return openstack
-        workers = openstack.workers or (1 if size.vcpu == 1 else 2)
+        workers = openstack.workers or workers_for(size)
         if not openstack.installs:
             return openstack.model_copy(update={"workers": workers})
         family, version = image.os_family, image.os_version
@@ -741,17 +811,15 @@ class Settings(Section):
             return cluster
         installs = openstack is not None and openstack.installs
         units = SINGLETON_UNITS[image.os_family]
-        broker = cluster.broker or ("qpid" if image.os_family == "rhel" and not installs
-                                    else "rabbitmq")
+        broker = cluster.broker or broker_for(image.os_family, installs)
         if broker == "qpid" and image.os_family == "debian":
             yield "cluster.broker", broker, "Debian ships no qpidd; use rabbitmq with osFamily " \
                 "debian"
         elif broker == "qpid" and installs:
             yield "cluster.broker", broker, "the OpenStack the stack installs speaks to " \
                 "RabbitMQ; use rabbitmq, or openstack.install none"
-        singletons = cluster.singletons if cluster.singletons is not None else tuple(
-            Singleton.model_construct(name=name, unit=units[name])
-            for name in default_singletons(release))
+        singletons = cluster.singletons if cluster.singletons is not None else \
+            singletons_for(release, image.os_family)
         names = [s.name for s in singletons]
         for i, s in enumerate(singletons):
             if s.name in RESERVED_RESOURCE_IDS or s.name.startswith("fence-") or \
@@ -771,7 +839,7 @@ class Settings(Section):
         controls = _placed(info.data, "control_nodes")
         if fencing.delay_base_seconds is not None or controls is None:
             return fencing
-        return fencing.model_copy(update={"delay_base_seconds": 10 if len(controls) == 2 else 0})
+        return fencing.model_copy(update={"delay_base_seconds": fence_delay_for(len(controls))})
 
     @rule("services")
     def _services_ship_with_release(cls, given: dict, data: dict):
@@ -789,8 +857,8 @@ class Settings(Section):
         if given.get("keystone") is False:
             yield "services.keystone", False, "the endpoint repoint registers every endpoint " \
                 "through keystone at the VIP: keystone stays on"
-        services = {s.name: given.get(s.name, default_enabled(s, release) and (
-            installable is None or s.name in installable)) for s in SERVICES}
+        services = {name: given.get(name, on)
+                    for name, on in services_for(release, installable).items()}
         if installable is not None:
             yield from _install_needs(services, data)
         return services
@@ -846,6 +914,55 @@ SECRET_KEYS = tuple(f.alias for f in Settings.model_fields.values()
                     if unwrap(f.annotation) is SecretStr)
 project_config = partial(project_keys, project=PROJECT, root=Settings,
                          namespaces=PROVIDER_NAMESPACES, secret_keys=SECRET_KEYS)
+
+
+# The top-level keys of a Pulumi stack file.
+STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
+
+
+class _StackFileLoader(yaml.SafeLoader):
+    """YAML as Pulumi reads a stack file: a key given twice is an error, not the last one wins;
+    merge keys (`<<: *anchor`) merge, and a key given beside them overrides theirs."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = []
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice",
+                                                        key_node.start_mark)
+            seen.append(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_stack_file(path: pathlib.Path) -> dict[str, Any]:
+    """A stack file's `config` (every namespace), or SettingsError, one line per problem."""
+    def fail(key: tuple, value: Any, remedy: str) -> SettingsError:
+        return SettingsError([line(PROJECT, (path.name, *key), value, remedy)])
+
+    try:
+        document = yaml.load(path.read_text(), Loader=_StackFileLoader)
+    except OSError as error:
+        raise fail((), str(path), f"cannot read it: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        text = " ".join(str(getattr(error, "problem", None) or error).split())
+        raise fail((), str(path), f"not valid YAML: {where}{text}") from None
+    document = {} if document is None else document
+    if not isinstance(document, dict):
+        raise fail((), document, "expected a mapping with a `config:` key")
+    for key in document:
+        if key not in STACK_FILE_KEYS:
+            raise fail((key,), document[key], "not a key of a Pulumi stack file" + (
+                did_you_mean(key, list(STACK_FILE_KEYS)) or
+                f"; known keys: {', '.join(STACK_FILE_KEYS)}"))
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise fail(("config",), config, "expected a mapping of namespace:key to values")
+    return config
 
 
 def parse(raw: Any, stack: str, secrets: Optional[dict[str, Any]] = None) -> Settings:

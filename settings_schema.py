@@ -228,14 +228,15 @@ class Section(BaseModel):
                               validate_default=True)
 
 
-def setting(default: Any = ..., doc: str = "", *, derived: Optional[str] = None,
+def setting(default: Any = ..., doc: str = "", *, derived: Optional[Callable] = None,
             shown: Optional[str] = None, **constraints) -> Any:
     """A key: its default (a Section class or `dict`: a fresh one each time), its README text,
-    `derived`: how a default that follows from other keys is found (a rule resolves it), or
-    `shown`: how README shows a default too long for the table."""
+    `derived`: the function that finds a default following from other keys (its rule calls it
+    when the key is unset; README shows its docstring), or `shown`: how README shows a default
+    too long for the table."""
     if derived:
-        default = None
-    extra = {"json_schema_extra": {"shown": derived or shown}} if derived or shown else {}
+        default, shown = None, derived.__doc__
+    extra = {"json_schema_extra": {"shown": shown}} if shown else {}
     if isinstance(default, type):
         return Field(default_factory=default, description=doc, **extra, **constraints)
     return Field(default, description=doc, **extra, **constraints)

@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """The interrupted-converge bench: the stack's create path killed part-way, then run again.
 
-    python bench/interrupted.py [--profile fast] [--runs 10] [--first-seed 1]
+    python bench/interrupted.py [--profile fast] [--runs 10] [--first-seed 1] [--keep]
     python bench/interrupted.py --show bench/results/interrupted-PROFILE.json   # the table
 
 A clean converge of a fresh lab first: its CIB is the reference. Then, per seed, a fresh lab
-whose first converge is killed where the seed draws (lab/session.py
-`drawn_interruption`: a step another one waits for, 0-120 s after its start; every
+whose first converge is killed where the seed draws (lab/session.py `drawn_interruption`: a step
+another one waits for, at a point within the seconds that step took in the clean run; every
 running step's process gets SIGKILL), converged by a second, full run and judged: the cluster
 settles, the real client's checks pass at the VIP, keystone lists no user, service or endpoint
 twice, the shared disk holds one filesystem signature, and the CIB's configuration equals the
 clean run's. One record per run (its stop point, what was in flight, how long the second run
-took, what was wrong) in bench/results/interrupted-PROFILE.json, and a Markdown table.
+took, what was wrong) in bench/results/interrupted-PROFILE.json, and a Markdown table. With
+--keep the runs already in that file stay and the new ones are added (seeds recorded there are
+not run again), so the points can be gathered over several sittings, each with its own clean run.
 Everything it started is ended when it stops.
 """
 from __future__ import annotations
@@ -46,6 +48,13 @@ class Run:
         return not self.problems
 
 
+@dataclass
+class Reference:
+    """What the clean run left: the CIB's configuration and each step's seconds."""
+    cib: str
+    durations: dict[str, float]
+
+
 def problems_of(lab: session.Lab, reference_cib: Optional[str]) -> tuple[list[str], str]:
     """What is wrong with the converged lab (nothing, when it converged), and its CIB."""
     try:
@@ -68,8 +77,9 @@ def problems_of(lab: session.Lab, reference_cib: Optional[str]) -> tuple[list[st
 
 
 def converge(work: Path, profile: str, substrate: str, seed: Optional[int],
-             reference_cib: Optional[str]) -> tuple[Run, str]:
-    """A fresh lab converged (killed first where `seed` draws), judged, and ended."""
+             reference: Optional[Reference]) -> tuple[Run, Reference]:
+    """A fresh lab converged (killed first where `seed` draws in the `reference` run's step
+    times), judged, and ended; what it left, as a reference for the next."""
     run = Run(seed)
     lab = session.Lab(session.render_stack(work / "rendered", profile), substrate)
     try:
@@ -77,7 +87,8 @@ def converge(work: Path, profile: str, substrate: str, seed: Optional[int],
         rendered = replay.Rendered.load(lab.rendered)
         steps = [name for group in session.steps_of(rendered) for name in group]
         if seed is not None:
-            interruption = session.drawn_interruption(rendered, steps, seed)
+            interruption = session.drawn_interruption(rendered, steps, seed,
+                                                      reference.durations)
             run.step, run.seconds = interruption.step, interruption.seconds
             try:
                 lab.replayer(interruption=interruption).run("create", steps)
@@ -86,14 +97,14 @@ def converge(work: Path, profile: str, substrate: str, seed: Optional[int],
                 run.in_flight = killed.in_flight
         started = time.monotonic()
         try:
-            lab.replayer().run("create", steps)
+            results = lab.replayer().run("create", steps)
         except replay.StepFailed as failed:
             run.problems.append(str(failed).splitlines()[0])
-            return run, ""
+            return run, Reference("", {})
         run.second_run_seconds = round(time.monotonic() - started, 1)
-        problems, cib = problems_of(lab, reference_cib)
+        problems, cib = problems_of(lab, reference.cib if reference else None)
         run.problems += problems
-        return run, cib
+        return run, Reference(cib, {r.name: r.seconds for r in results})
     finally:
         session.ensure_down()
 
@@ -122,18 +133,24 @@ def main() -> int:
     parser = options.parser(__doc__, "fast", "/var/tmp/osha-bench-interrupted")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true",
+                        help="add to the runs already in the results file")
     args = parser.parse_args()
     if args.show:
         print(markdown(load(args.show)))
         return 0
     session.exit_on_signals()
     path = args.out / f"interrupted-{args.profile}.json"
-    reference, reference_cib = converge(args.work, args.profile, args.substrate, None, None)
-    runs = [reference]
+    earlier = load(path) if args.keep and path.exists() else []
+    done = {r.seed for r in earlier}
+    clean, reference = converge(args.work, args.profile, args.substrate, None, None)
+    runs = [*earlier, clean]
     save(runs, path, drill.machine())
-    if reference.converged:
+    if clean.converged:
         for seed in range(args.first_seed, args.first_seed + args.runs):
-            runs.append(converge(args.work, args.profile, args.substrate, seed, reference_cib)[0])
+            if seed in done:
+                continue
+            runs.append(converge(args.work, args.profile, args.substrate, seed, reference)[0])
             save(runs, path, drill.machine())
             print(markdown(runs[-1:]).splitlines()[-1], flush=True)
     print(markdown(runs))

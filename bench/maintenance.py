@@ -58,7 +58,7 @@ def main() -> int:
             for scenario in ("maintenance-holder", "maintenance"):
                 drill.wait_settled(lab)
                 holder = lab.holder_of_vip()
-                others = [n for n in lab.controls if n["name"] != holder["name"]]
+                others = [n for n in lab.controls if n.name != holder.name]
                 node = holder if scenario == "maintenance-holder" else \
                     others[round_index % len(others)]
                 work = args.work / f"out-{round_index}-{scenario}"

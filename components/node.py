@@ -184,7 +184,8 @@ class ClusterNode(pulumi.ComponentResource):
             name, connection=self.connection,
             opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on,
                                         delete_before_replace=kwargs.pop("delete_before_replace",
-                                                                         False)),
+                                                                         False),
+                                        aliases=kwargs.pop("aliases", None)),
             **kwargs)
 
 

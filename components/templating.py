@@ -1,4 +1,5 @@
-"""Renders every script and file the stack ships from `templates/`, strictly.
+"""Renders every script and file the stack ships from `templates/`, strictly (and the lab's
+libvirt XML, `templates/lab/`).
 
 Each kind of file gets the environment that makes a setting value data, never code:
 

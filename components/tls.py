@@ -3,6 +3,13 @@
 Keys are ECDSA P-256. Every certificate names the VIP, its DNS name and every control node (the
 broker and MySQL answer on whichever node holds the VIP). Private keys reach the nodes only
 through the install step's stdin.
+
+Three steps per node, so that a new CA (`tls.caGeneration`) costs no failed call: every node
+first trusts the stack CA beside the one it trusted until then (`<node>-tls-trust`), then each
+control node installs the certificates the CA signed (`<node>-tls-install`), then every node
+trusts the stack CA alone (`<node>-tls-trust-prune`). Clients read the CA file at each new
+connection, so none of them restarts. On a stack whose CA does not change the trust steps change
+nothing.
 """
 from __future__ import annotations
 
@@ -57,14 +64,21 @@ def certificate_names(settings: Settings) -> list[str]:
             if uses_tls(s, settings.tls_enabled)] + ["mysql", "broker"]
 
 
-def installed_files(settings: Settings, role: str = "control") -> list[InstalledFile]:
-    """Where each certificate and key lands on a node of `role`: compute nodes get the CA only
-    (their services verify the VIP and the broker by it); HAProxy wants certificate and key in
-    one file."""
-    files = [InstalledFile("ca", CA_FILE, "0644", "root", "-"),
-             InstalledFile("ca", TRUST_ANCHORS[settings.image.os_family], "0644", "root", "trust")]
-    if role != "control":
-        return files
+def ca_resource_name(kind: str, generation: int) -> str:
+    """The CA's key or cert resource: the first generation keeps the names stacks began with."""
+    return f"tls-ca-{kind}" if generation == 1 else f"tls-ca-{kind}-{generation}"
+
+
+def ca_common_name(stack: str, generation: int) -> str:
+    """Each generation's own subject: the certificates carry no key identifiers, so a client
+    trusting two CAs of one name picked the first as the issuer and failed on its signature."""
+    return f"openstack-ha {stack} CA" + (f" {generation}" if generation > 1 else "")
+
+
+def installed_files(settings: Settings) -> list[InstalledFile]:
+    """Where each certificate and key lands on a control node (the CA is the trust steps'):
+    HAProxy wants certificate and key in one file."""
+    files = []
     broker_group = BROKER_GROUPS[settings.cluster.broker]
     for name in certificate_names(settings):
         if name in ("mysql", "broker"):
@@ -108,16 +122,19 @@ class StackTls(pulumi.ComponentResource):
         super().__init__("openstack-ha:index:StackTls", name, None, opts)
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
-        ca_key = tls.PrivateKey("tls-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        generation = s.tls.ca_generation
+        ca_key = tls.PrivateKey(ca_resource_name("key", generation), algorithm="ECDSA",
+                                ecdsa_curve="P256", opts=child)
         ca = tls.SelfSignedCert(
-            "tls-ca-cert", private_key_pem=ca_key.private_key_pem, is_ca_certificate=True,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=f"openstack-ha {s.stack} CA",
+            ca_resource_name("cert", generation), private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            subject=tls.SelfSignedCertSubjectArgs(common_name=ca_common_name(s.stack, generation),
                                                   organization="openstack-ha"),
             validity_period_hours=CA_HOURS,
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"], opts=child)
         self.ca_cert_pem = ca.cert_pem
         dns_names, ip_addresses = subject_names(s)
-        blocks = {"ca": ca.cert_pem}
+        blocks = {}
         for cert_name in certificate_names(s):
             key = tls.PrivateKey(f"tls-{cert_name}-key", algorithm="ECDSA", ecdsa_curve="P256",
                                  opts=child)
@@ -144,6 +161,7 @@ class StackTls(pulumi.ComponentResource):
         bundle = pulumi.Output.secret(pulumi.Output.all(*blocks.values()).apply(
             lambda texts: stdin_bundle(dict(zip(names, texts)))))
         context = dict(settings=s, tls_dir=TLS_DIR, ca_file=CA_FILE,
+                       trust_anchor=TRUST_ANCHORS[s.image.os_family],
                        mysql_drop_in=MYSQL_DROP_INS[s.image.os_family],
                        rabbitmq_drop_in=RABBITMQ_DROP_IN, nss_dir=QPID_NSS_DIR,
                        broker_group=BROKER_GROUPS[s.cluster.broker])
@@ -153,15 +171,27 @@ class StackTls(pulumi.ComponentResource):
             configs["rabbitmq_conf"] = render("tls-rabbitmq.conf.j2", **context)
         else:
             configs["qpidd_block"] = render("tls-qpidd.conf.j2", **context)
-        self.installed = []
+        controls = [n for n in args.nodes if n.spec.role == "control"]
+        trusted = [node.step(
+            f"{node.spec.name}-tls-trust", parent=self, depends_on=args.depends_on,
+            create=render("tls-trust.sh.j2", **context, role=node.spec.role, prune=False),
+            delete=render("tls-trust-remove.sh.j2", **context), stdin=ca.cert_pem,
+            # A compute node's one TLS step was <node>-tls-install (the CA alone): the same
+            # resource, not one deleted (taking the CA with it) after this one is created.
+            aliases=[pulumi.Alias(name=f"{node.spec.name}-tls-install")]
+            if node.spec.role != "control" else None)
+            for node in args.nodes]
+        files = installed_files(s)
+        installs = [node.step(
+            f"{node.spec.name}-tls-install", parent=self, depends_on=[*args.depends_on, *trusted],
+            create=render("tls-install.sh.j2", **context, **configs, files=files),
+            delete=render("tls-remove.sh.j2", **context, files=files), stdin=bundle)
+            for node in controls]
+        # Nothing waits for these: they only take back what the first trust step kept.
         for node in args.nodes:
-            role = node.spec.role
-            files = installed_files(s, role)
-            node_bundle = bundle if role == "control" else ca.cert_pem.apply(
-                lambda pem: stdin_bundle({"ca": pem}))
-            self.installed.append(node.step(
-                f"{node.spec.name}-tls-install", parent=self, depends_on=args.depends_on,
-                create=render("tls-install.sh.j2", **context, **configs, role=role, files=files),
-                delete=render("tls-remove.sh.j2", **context, role=role, files=files),
-                stdin=node_bundle))
+            node.step(f"{node.spec.name}-tls-trust-prune", parent=self, depends_on=installs,
+                      create=render("tls-trust.sh.j2", **context, role=node.spec.role,
+                                    prune=True),
+                      stdin=ca.cert_pem)
+        self.installed = [*trusted, *installs]
         self.register_outputs({"ca_cert_pem": self.ca_cert_pem})

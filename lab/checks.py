@@ -10,6 +10,7 @@ from typing import Optional
 from components.haproxy import STATS_PORT
 from components.shared_disk import DEVICE
 from lab.hypervisor import in_namespace
+from manifest_schema import Node
 from tools import crm_mon
 from tools.crm_mon import ClusterView
 
@@ -20,28 +21,28 @@ MYSQL_PASSWORD = "osha-lab-writes"
 MYSQL_DATABASE = "osha_lab"
 
 
-def cluster_view(lab, node: dict) -> ClusterView:
+def cluster_view(lab, node: Node) -> ClusterView:
     """crm_mon's view from `node`."""
     result = lab.ssh(node, "crm_mon -1 --output-as=xml", timeout=120)
     if result.returncode != 0:
-        raise RuntimeError(f"crm_mon on {node['name']}: {result.stderr}")
+        raise RuntimeError(f"crm_mon on {node.name}: {result.stderr}")
     return crm_mon.parse(result.stdout)
 
 
-def filesystem_signatures(lab, node: dict) -> list[str]:
+def filesystem_signatures(lab, node: Node) -> list[str]:
     """The signatures on the shared disk as `node` reads it (`wipefs`: type and offset each)."""
     result = lab.ssh(node, f"wipefs --noheadings --output TYPE,OFFSET {DEVICE}")
     if result.returncode != 0:
-        raise RuntimeError(f"wipefs on {node['name']}: {result.stderr}")
+        raise RuntimeError(f"wipefs on {node.name}: {result.stderr}")
     return result.stdout.split("\n")[:-1]
 
 
-def cib_configuration(lab, node: dict) -> str:
+def cib_configuration(lab, node: Node) -> str:
     """The CIB's configuration section, canonical XML, without what differs between equal runs
     (the time of the last resource cleanup)."""
     result = lab.ssh(node, "cibadmin --query --scope configuration", timeout=120)
     if result.returncode != 0:
-        raise RuntimeError(f"cibadmin on {node['name']}: {result.stderr}")
+        raise RuntimeError(f"cibadmin on {node.name}: {result.stderr}")
     root = ET.fromstring(result.stdout)
     for parent in root.iter():
         for pair in [c for c in parent if c.get("name") == "last-lrm-refresh"]:
@@ -51,15 +52,15 @@ def cib_configuration(lab, node: dict) -> str:
 
 def mounted_on(lab, directory: str) -> list[str]:
     """Control nodes that have `directory` mounted (read through the substrate)."""
-    return [node["name"] for node in lab.controls
+    return [node.name for node in lab.controls
             if any(line.split()[4] == directory
                    for line in (lab.nodes.mountinfo(node) or "").splitlines())]
 
 
 def vip_on(lab) -> list[str]:
     """Control nodes that have the VIP configured (read through the substrate)."""
-    vip = f" {lab.manifest['vip']}/"
-    return [node["name"] for node in lab.controls if vip in (lab.nodes.addresses(node) or "")]
+    vip = f" {lab.manifest.vip}/"
+    return [node.name for node in lab.controls if vip in (lab.nodes.addresses(node) or "")]
 
 
 def probe(kind: str, host: str, port: int, *rest: str,
@@ -75,7 +76,7 @@ def probe(kind: str, host: str, port: int, *rest: str,
 
 def haproxy_servers(lab) -> dict[str, dict[str, str]]:
     """{proxy: {server: status}} as HAProxy at the VIP reports them (its stats page)."""
-    ok, answer = probe("servers", lab.manifest["vip"], STATS_PORT)
+    ok, answer = probe("servers", lab.manifest.vip, STATS_PORT)
     if not ok:
         raise RuntimeError(answer)
     return json.loads(answer)
@@ -93,7 +94,7 @@ def mysql(host: str, statement: str, ca_file: Optional[Path], timeout: float = 1
         capture_output=True, text=True, timeout=timeout + 10)
 
 
-def ensure_mysql_user(lab, holder: dict) -> None:
+def ensure_mysql_user(lab, holder: Node) -> None:
     """The lab's own database and user, created through the local socket on the VIP's node."""
     sql = (f"CREATE DATABASE IF NOT EXISTS {MYSQL_DATABASE}; "
            f"CREATE USER IF NOT EXISTS '{MYSQL_USER}'@'%' IDENTIFIED BY '{MYSQL_PASSWORD}'; "

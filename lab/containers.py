@@ -2,21 +2,31 @@
 
 Each node boots an overlay of the cached lab rootfs (lab/build-rootfs.sh) with the stack's own
 cloud-init seed in the NoCloud seed directory (user-data, meta-data and network-config exactly as
-rendered), its own name, address and MAC. The shared disk is one loop device over a raw file,
-handed to every control container at the stack's own device path: libvirtd's private /dev holds
-that name for the loop device, and libvirt creates the same node inside each container.
+rendered), its own name, address and MAC, and lab/container-init.sh as its init. The shared disk
+is one loop device over a raw file, handed to every control container at the stack's own device
+path: libvirtd's private /dev holds that name for the loop device, and libvirt creates the same
+node inside each container.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
+from components.templating import render
 from lab.hypervisor import STATE_DIR, in_libvirtd_mounts, record, run, state, virsh
 from lab.substrate import Substrate
+from lab.wait import until
+from manifest_schema import Node
 
 SEED_DIR = "var/lib/cloud/seed/nocloud"
+# The container's init (lab/container-init.sh, why there), copied into each node's overlay.
+INIT = Path(__file__).with_name("container-init.sh")
+INIT_PATH = "usr/local/sbin/lab-init"
+# A container boots in about 10 s on these machines (4 at once).
+BOOT_SECONDS = 120
 # libvirtd runs outside systemd here: its LXC driver manages these cgroup v1 hierarchies itself.
 # The cgroup2 `unified` one must stay unmounted (libvirt_lxc fails creating a directory there).
 CGROUPS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
@@ -24,43 +34,11 @@ CGROUPS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", 
 REPOSITORY_DIR = "/srv/osha-repo"
 
 
-def domain_xml(node: dict, root: Path, network: str, link: str, shared_device: str | None,
+def domain_xml(node: Node, root: Path, network: str, link: str, shared_device: str | None,
                repository: Path) -> str:
-    shared = f"""
-    <hostdev mode='capabilities' type='storage'>
-      <source><block>{shared_device}</block></source>
-    </hostdev>""" if shared_device else ""
-    return f"""<domain type='lxc'>
-  <name>{node['domain']}</name>
-  <memory unit='MiB'>{node['memory_mib']}</memory>
-  <vcpu>{node['vcpu']}</vcpu>
-  <os>
-    <type>exe</type>
-    <init>/sbin/init</init>
-  </os>
-  <features><capabilities policy='allow'/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>restart</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <filesystem type='mount' accessmode='passthrough'>
-      <source dir='{root}'/>
-      <target dir='/'/>
-    </filesystem>
-    <filesystem type='mount' accessmode='passthrough'>
-      <source dir='{repository}'/>
-      <target dir='{REPOSITORY_DIR}'/>
-      <readonly/>
-    </filesystem>
-    <interface type='network'>
-      <source network='{network}'/>
-      <mac address='{node['mac']}'/>
-      <target dev='{link}'/>
-    </interface>{shared}
-    <console type='pty'/>
-  </devices>
-</domain>
-"""
+    return render("lab/container-domain.xml.j2", node=node, root=root, network=network,
+                  link=link, shared_device=shared_device, repository=repository,
+                  repository_dir=REPOSITORY_DIR, init=f"/{INIT_PATH}")
 
 
 class Containers(Substrate):
@@ -89,7 +67,7 @@ class Containers(Substrate):
 
     def _loop_device(self) -> str:
         """One loop device over a raw file named like the stack's shared volume."""
-        volume = self.resources["shared-disk-volume"]["inputs"]
+        volume = self.resources["shared-disk-volume"].inputs
         path = STATE_DIR / volume["name"]
         run("truncate", "-s", str(volume["size"]), str(path))
         loop = run("losetup", "--find", "--show", str(path)).stdout.strip()
@@ -97,50 +75,65 @@ class Containers(Substrate):
         return loop
 
     # -- nodes -------------------------------------------------------------------------------
-    def define(self, node: dict) -> None:
-        base = STATE_DIR / "nodes" / node["name"]
+    def up(self) -> None:
+        super().up()
+        for node in self.nodes:
+            self._wait_for_address(node)
+
+    def _wait_for_address(self, node: Node) -> None:
+        """A container has its address seconds after it starts: one without it fails the lab
+        here, with its failed units, not after the ready step has dialled it for 20 minutes."""
+        until(f"{node.name} to have its address {node.ip}",
+              lambda: f" {node.ip}/" in (self.addresses(node) or ""), seconds=BOOT_SECONDS,
+              interval=1, report=lambda: self.exec(node, "systemctl --failed --no-pager").stdout)
+
+    def define(self, node: Node) -> None:
+        base = STATE_DIR / "nodes" / node.name
         upper, work, root = base / "upper", base / "work", base / "root"
         for directory in (upper, work, root):
             directory.mkdir(parents=True, exist_ok=True)
         seed = upper / SEED_DIR
         seed.mkdir(parents=True, exist_ok=True)
-        for role, path in self.resources[f"{node['name']}-cloudinit"]["files"].items():
+        for role, path in self.resources[f"{node.name}-cloudinit"].files.items():
             (seed / role).write_text((self.rendered / path).read_text())
+        init = upper / INIT_PATH
+        init.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(INIT, init)
         in_libvirtd_mounts("mount", "-t", "overlay", "overlay", "-o",
                            f"lowerdir={self.base / 'root'},upperdir={upper},workdir={work}",
                            str(root))
-        xml = STATE_DIR / f"{node['name']}.xml"
-        xml.write_text(domain_xml(node, root, self.manifest["network"]["name"], self.link(node),
-                                  self.shared_device if node["shared_disk"] else None,
+        xml = STATE_DIR / f"{node.name}.xml"
+        xml.write_text(domain_xml(node, root, self.manifest.network.name, self.link(node),
+                                  self.shared_device if node.shared_disk else None,
                                   self.repository))
         virsh("define", str(xml))
 
-    def init_pid(self, node: dict) -> int | None:
+    def init_pid(self, node: Node) -> int | None:
         """The PID (in this machine's namespace) of the container's init, None when it is down."""
         try:
-            controller = Path(f"/run/libvirt/lxc/{node['domain']}.pid").read_text().split()[0]
+            controller = Path(f"/run/libvirt/lxc/{node.domain}.pid").read_text().split()[0]
             children = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
         except (OSError, IndexError):
             return None
         return int(children[0]) if children else None
 
-    def kill_hard(self, node: dict) -> None:
+    def kill_hard(self, node: Node) -> None:
         pid = self.init_pid(node)
         if pid is None:
-            raise RuntimeError(f"{node['name']} has no running init")
+            raise RuntimeError(f"{node.name} has no running init")
         os.kill(pid, signal.SIGKILL)
 
-    def exec(self, node: dict, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    def exec(self, node: Node, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
         pid = self.init_pid(node)
         if pid is None:
-            return subprocess.CompletedProcess([], 255, "", f"{node['name']} is not running")
+            return subprocess.CompletedProcess([], 255, "", f"{node.name} is not running")
         try:
             return subprocess.run(["nsenter", "-t", str(pid), "-a", "sh", "-c", command],
                                   capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess([], 124, "", f"{command}: timed out")
 
-    def addresses(self, node: dict) -> str | None:
+    def addresses(self, node: Node) -> str | None:
         # Only the network namespace: quicker than entering all of them, and it runs the
         # machine's own `ip`.
         pid = self.init_pid(node)
@@ -150,7 +143,7 @@ class Containers(Substrate):
                                 capture_output=True, text=True, timeout=10)
         return result.stdout if result.returncode == 0 else None
 
-    def mountinfo(self, node: dict) -> str | None:
+    def mountinfo(self, node: Node) -> str | None:
         """The node's mount table read through its init (None when it is down)."""
         pid = self.init_pid(node)
         try:

@@ -55,8 +55,9 @@ from typing import Optional
 from components.cluster_resources import GROUP
 from components.endpoints import BROKER_PORTS
 from components.haproxy import STATS_PORT
-from lab import checks, evidence, openstack
+from lab import checks, evidence, openstack, wait
 from lab.hypervisor import BRIDGE, in_namespace
+from manifest_schema import Node
 
 REPO = Path(__file__).resolve().parent.parent
 DEADLINE_SECONDS = 300
@@ -110,12 +111,12 @@ class Failover:
         return self.fault if self.vip_holder else f"{self.fault} (no VIP)"
 
 
-def place_on(lab, node: dict) -> None:
+def place_on(lab, node: Node) -> None:
     """Move the core group to `node`, as an operator would before a drill, then drop the pin
     (also when the move failed: the pin is the lab's, and left behind it would hold the group)."""
-    if lab.holder_of_vip()["name"] == node["name"]:
+    if lab.holder_of_vip().name == node.name:
         return
-    move = f"pcs resource move {GROUP} {node['name']} --wait=600"
+    move = f"pcs resource move {GROUP} {node.name} --wait=600"
     moved = lab.ssh(node, move, timeout=900)
     cleared = lab.ssh(node, f"pcs resource clear {GROUP}", timeout=120)
     if moved.returncode != 0:
@@ -136,10 +137,10 @@ def take_the_group_everywhere(lab) -> list[str]:
         place_on(lab, node)
         view = checks.cluster_view(lab, node)
         members = view.groups.get(GROUP, [])
-        if not members or any(view.on(m) != [node["name"]] for m in members) or view.failed:
-            raise RuntimeError(f"the core group did not settle on {node['name']}:\n"
+        if not members or any(view.on(m) != [node.name] for m in members) or view.failed:
+            raise RuntimeError(f"the core group did not settle on {node.name}:\n"
                                f"{evidence.cluster_report(lab)}")
-        visited.append(node["name"])
+        visited.append(node.name)
     return visited
 
 
@@ -187,7 +188,7 @@ class Prober:
     """lab/prober.py in the lab namespace; its events collected as they come."""
 
     def __init__(self, lab, first_row: int, cloud: Optional[openstack.CloudChecks] = None):
-        config = {"vip": lab.manifest["vip"], "bridge": BRIDGE, "first_row": first_row,
+        config = {"vip": lab.manifest.vip, "bridge": BRIDGE, "first_row": first_row,
                   "stats_port": STATS_PORT, "broker_port": broker_port(lab),
                   "ca_file": str(lab.ca_file) if lab.ca_file else None,
                   "deadline_seconds": DEADLINE_SECONDS + 120,
@@ -259,15 +260,11 @@ class Prober:
     def request_server_in_flight(self, seconds: float = 90) -> None:
         """A server asked for now (nova took it), still building when the fault comes."""
         self.send("before")
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            asked = [e for e in self.events if e["probe"] == "server" and e["phase"] == "before"]
-            if asked:
-                if asked[0]["id"] is None:
-                    raise RuntimeError(f"nova refused the server before the fault: {asked[0]}")
-                return
-            time.sleep(0.1)
-        raise RuntimeError("nova did not take the server before the fault")
+        asked = wait.until("nova to take the server before the fault", lambda: next(
+            (e for e in self.events if e["probe"] == "server" and e["phase"] == "before"), None),
+            seconds, interval=0.1)
+        if asked["id"] is None:
+            raise RuntimeError(f"nova refused the server before the fault: {asked}")
 
     def save(self, path: Path, fault: float) -> None:
         """Every event, its time made relative to the fault (the run's evidence)."""
@@ -286,15 +283,15 @@ class Prober:
 
     def wait_all_answering(self, seconds: float = 120) -> None:
         """Before the fault: every probe answered (by the victim)."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if all((self.current(n) or {}).get("ok") for n in PROBED) and all(
-                    self.answering(api) for api in self.apis):
-                return
-            time.sleep(0.2)
+        wait.until("every probe to answer before the fault",
+                   lambda: all((self.current(n) or {}).get("ok") for n in PROBED) and all(
+                       self.answering(api) for api in self.apis),
+                   seconds, interval=0.2, report=self.answers)
+
+    def answers(self) -> str:
+        """The probes' last answers and the last call of each API not answering."""
         failing = {api: self.calls(api)[-1:] for api in self.apis if not self.answering(api)}
-        raise RuntimeError(f"probes not all answering before the fault: "
-                           f"{ {n: self.current(n) for n in PROBED} }; APIs: {failing}")
+        return f"probes: { {n: self.current(n) for n in PROBED} }; APIs: {failing}"
 
     def stop(self) -> None:
         self.stopped_at = time.monotonic()
@@ -357,7 +354,7 @@ LOG_EVENTS = {"membership": "pacemaker-fenced .* Node {v} state is now lost",
               "rejoin": "pacemaker-fenced .* Node {v} state is now member"}
 
 
-def cluster_events(lab, survivors: list[dict], victim: str, since: float) -> dict[str, float]:
+def cluster_events(lab, survivors: list[Node], victim: str, since: float) -> dict[str, float]:
     """Seconds from `since` (wall clock) to the first membership loss, fencing and return of
     `victim` that a survivor's Pacemaker logged after it (log stamps: milliseconds, this clock)."""
     patterns = {name: re.compile(p.format(v=re.escape(victim))) for name, p in LOG_EVENTS.items()}
@@ -385,19 +382,19 @@ def cluster_events(lab, survivors: list[dict], victim: str, since: float) -> dic
     return {}
 
 
-def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "default",
+def run_drill(lab, layout: str, victim: Node, fault: str, profile: str = "default",
               cloud: Optional[openstack.CloudChecks] = None, vip_holder: bool = True) -> Failover:
     """Take down `victim` by `fault` and time the recovery (and the cloud's checks and every
     API, with `cloud`). With `vip_holder` the core group is moved onto the victim first;
     without, off it."""
     if vip_holder:
         place_on(lab, victim)
-    elif lab.holder_of_vip()["name"] == victim["name"]:
+    elif lab.holder_of_vip().name == victim.name:
         place_on(lab, next(n for n in lab.controls if n is not victim))
     survivors = [n for n in lab.controls if n is not victim]
-    result = Failover(layout=layout, fault=fault, victim=victim["name"], profile=profile,
+    result = Failover(layout=layout, fault=fault, victim=victim.name, profile=profile,
                       vip_holder=vip_holder)
-    victim_ids = {victim["mac"], victim["name"]}
+    victim_ids = {victim.mac, victim.name}
     columns = COLUMNS if cloud else CLUSTER_COLUMNS
     if cloud:
         result.before, errors = cloud.until_all_pass(time.monotonic(), DEADLINE_SECONDS)
@@ -417,7 +414,7 @@ def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "defaul
             prober.send("fault")
         seen: dict[str, float] = {}
         while time.monotonic() - killed < DEADLINE_SECONDS:
-            seen.update(cluster_events(lab, survivors, victim["name"], killed_wall))
+            seen.update(cluster_events(lab, survivors, victim.name, killed_wall))
             for name in PROBED:
                 answered = prober.first_survivor_answer(name, killed, victim_ids)
                 if answered is not None:
@@ -430,7 +427,7 @@ def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "defaul
         sampler.stop()
         if fault == "cut":
             lab.nodes.heal(victim)
-    label = f"{datetime.now():%H%M%S}-{layout}-{fault}-{victim['name']}"
+    label = f"{datetime.now():%H%M%S}-{layout}-{fault}-{victim.name}"
     label += "" if vip_holder else "-no-vip"
     prober.save(lab.artifacts / "drills" / f"{label}.jsonl", killed)
     result.apis = prober.api_figures(killed)
@@ -449,11 +446,11 @@ def run_drill(lab, layout: str, victim: dict, fault: str, profile: str = "defaul
     acknowledged = prober.acknowledged()
     result.rows_acknowledged = len(acknowledged)
     result.rows_found = rows_present(lab, acknowledged)
-    result.survivor = lab.holder_of_vip()["name"]
+    result.survivor = lab.holder_of_vip().name
     if not lab.nodes.is_running(victim):
         # Fencing did not start it again (it failed, or it stopped short of `on`).
         lab.nodes.start(victim)
-    print(f"drill {layout}/{fault} victim {victim['name']}: {result.seconds}"
+    print(f"drill {layout}/{fault} victim {victim.name}: {result.seconds}"
           + (f"; still failing: {result.errors}" if result.errors else ""), file=sys.stderr,
           flush=True)
     return result
@@ -548,7 +545,7 @@ def next_row(lab) -> int:
     """The first row id no drill has used yet (the lab's MySQL user and table made first: a
     bench runs drills on a lab no check has prepared)."""
     checks.ensure_mysql_user(lab, lab.holder_of_vip())
-    result = checks.mysql(lab.manifest["vip"], "SELECT COALESCE(MAX(id), 0) + 1 FROM writes;",
+    result = checks.mysql(lab.manifest.vip, "SELECT COALESCE(MAX(id), 0) + 1 FROM writes;",
                           lab.ca_file)
     if result.returncode != 0:
         raise RuntimeError(f"reading the last row id: {result.stderr}")
@@ -558,7 +555,7 @@ def next_row(lab) -> int:
 def rows_present(lab, ids: list[int]) -> int:
     if not ids:
         return 0
-    found = checks.mysql(lab.manifest["vip"],
+    found = checks.mysql(lab.manifest.vip,
                          f"SELECT id FROM writes WHERE id BETWEEN {min(ids)} AND {max(ids)};",
                          lab.ca_file)
     if found.returncode != 0:
@@ -568,24 +565,22 @@ def rows_present(lab, ids: list[int]) -> int:
 
 def wait_settled(lab, seconds: float = 300) -> None:
     """Every control node online and nothing pending or failed, before the next drill."""
-    deadline = time.monotonic() + seconds
-    names = sorted(n["name"] for n in lab.controls)
-    unsettled = "no control node running"
-    while time.monotonic() < deadline:
+    names = sorted(n.name for n in lab.controls)
+
+    def settled() -> bool:
         running = [n for n in lab.controls if lab.nodes.is_running(n)]
-        if running:
-            try:
-                unsettled = why_unsettled(lab, running[0], names)
-                if not unsettled:
-                    return
-            except (RuntimeError, subprocess.TimeoutExpired) as error:
-                unsettled = str(error)
-        time.sleep(1)
-    raise RuntimeError(f"the cluster did not settle in {seconds:.0f}s: {unsettled}\n"
-                       f"{evidence.cluster_report(lab)}")
+        if not running:
+            raise wait.NotYet("no control node running")
+        unsettled = why_unsettled(lab, running[0], names)
+        if unsettled:
+            raise wait.NotYet(unsettled)
+        return True
+    wait.until("the cluster to settle", settled, seconds, interval=1,
+               not_yet=(RuntimeError, subprocess.TimeoutExpired),
+               report=lambda: evidence.cluster_report(lab))
 
 
-def why_unsettled(lab, node: dict, names: list[str]) -> str:
+def why_unsettled(lab, node: Node, names: list[str]) -> str:
     """What keeps the cluster from being ready for a drill, seen from `node` ('' when nothing)."""
     view = checks.cluster_view(lab, node)
     if sorted(view.online) != names:

@@ -13,6 +13,8 @@ import re
 import time
 from pathlib import Path
 
+from manifest_schema import Node
+
 DEFAULT_ARTIFACTS = Path("/var/tmp/openstack-ha-lab/artifacts")
 # The cluster's view as an operator reads it: resources (stopped ones too), fail counts, node
 # attributes, last operation times and failed actions; then every constraint with its id.
@@ -24,12 +26,14 @@ CLUSTER_VIEW = {
 SCORES = {"allocation scores": "crm_simulate -L -s"}
 OPENSTACK_LOG_DIRS = ("keystone", "nova", "neutron", "glance", "cinder", "heat", "placement",
                       "rabbitmq", "apache2")
+# Every OpenStack service's log files on a node, as shell globs.
+OPENSTACK_LOGS = " ".join(f"/var/log/{d}/*.log" for d in OPENSTACK_LOG_DIRS)
 NODE_LOGS = {
     "journal.txt": "journalctl -b --no-pager -o short-precise",
     "pacemaker.log": "tail -c 20000000 /var/log/pacemaker/pacemaker.log",
     # What the services themselves said, and every socket with its timers: an API that hangs
     # shows here what its workers wait on.
-    "openstack.log": "for f in " + " ".join(f"/var/log/{d}/*.log" for d in OPENSTACK_LOG_DIRS)
+    "openstack.log": f"for f in {OPENSTACK_LOGS}"
                      + '; do [ -f "$f" ] || continue; echo "=== $f"; tail -c 2000000 "$f"; done',
     "sockets.txt": "ss -tanpoi",
 }
@@ -41,11 +45,11 @@ def artifacts_dir() -> Path:
     return Path(chosen) if chosen else DEFAULT_ARTIFACTS / time.strftime("%Y%m%d-%H%M%S")
 
 
-def _run_all(lab, node: dict, commands: dict[str, str]) -> str:
+def _run_all(lab, node: Node, commands: dict[str, str]) -> str:
     sections = []
     for title, command in commands.items():
         result = lab.nodes.exec(node, command, timeout=120)
-        sections.append(f"--- {title} ({command}) on {node['name']} ---\n"
+        sections.append(f"--- {title} ({command}) on {node.name} ---\n"
                         f"{result.stdout}{result.stderr}".rstrip())
     return "\n".join(sections)
 
@@ -68,10 +72,10 @@ NODE_STATE = {
 }
 
 
-def node_report(lab, node: dict) -> str:
+def node_report(lab, node: Node) -> str:
     """`node`'s power state, and when it runs, its boot's state and its cluster units' status."""
     if not lab.nodes.is_running(node):
-        return f"{node['name']} is not running"
+        return f"{node.name} is not running"
     return _run_all(lab, node, NODE_STATE)
 
 
@@ -81,11 +85,11 @@ def save(lab, label: str) -> Path:
     out = lab.artifacts / re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
     out.mkdir(parents=True, exist_ok=True)
     (out / "cluster.txt").write_text(cluster_report(lab, scores=True) + "\n")
-    for node in lab.manifest["nodes"]:
+    for node in lab.manifest.nodes:
         if not lab.nodes.is_running(node):
-            (out / f"{node['name']}.down").write_text("not running when the evidence was taken\n")
+            (out / f"{node.name}.down").write_text("not running when the evidence was taken\n")
             continue
         for name, command in NODE_LOGS.items():
             result = lab.nodes.exec(node, command, timeout=180)
-            (out / f"{node['name']}.{name}").write_text(result.stdout + result.stderr)
+            (out / f"{node.name}.{name}").write_text(result.stdout + result.stderr)
     return out

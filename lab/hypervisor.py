@@ -17,9 +17,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Optional
+
+from components.templating import render
+from lab import wait
+from manifest_schema import Network
 
 NAMESPACE = "osha-lab"
 RUN_DIR = Path("/run/osha-lab")  # Pulumi.lab.yaml points the fencing key's authorized_keys here
@@ -73,12 +76,16 @@ def virsh(*argv: str, check: bool = True, timeout: float = 300) -> subprocess.Co
 
 
 def _wait_for_pid_file(path: Path, seconds: float = 30) -> int:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().strip():
-            return int(path.read_text().split()[0])
-        time.sleep(0.2)
-    raise RuntimeError(f"{path} did not appear")
+    def pid() -> Optional[int]:
+        text = path.read_text() if path.exists() else ""
+        return int(text.split()[0]) if text.strip() else None
+    return wait.until(f"{path} to appear", pid, seconds, interval=0.2)
+
+
+def network_xml(network: Network) -> str:
+    """The stack's network as the lab's isolated libvirt network on BRIDGE."""
+    return render("lab/network.xml.j2", network=network, bridge=BRIDGE,
+                  prefix=ipaddress.IPv4Network(network.cidr).prefixlen)
 
 
 def in_libvirtd_mounts(*argv: str) -> subprocess.CompletedProcess:
@@ -87,12 +94,11 @@ def in_libvirtd_mounts(*argv: str) -> subprocess.CompletedProcess:
 
 
 class Hypervisor:
-    def __init__(self, network: dict, substrate, names: dict[str, str], consoles: Path):
+    def __init__(self, network: Network, substrate, names: dict[str, str], consoles: Path):
         """`names`: {address: DNS name} the lab network's clients resolve (the VIP's);
         `consoles`: where each container's console is logged (lab/consoles.py)."""
         self.network = network
         self.consoles = consoles
-        self.cidr = ipaddress.IPv4Network(network["cidr"])
         self.substrate = substrate
         self.names = names
 
@@ -146,25 +152,14 @@ class Hypervisor:
         record_pid("consoles", reader.pid)
 
     def _wait_libvirt(self) -> None:
-        deadline = time.monotonic() + 60
-        while virsh("version", check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                raise RuntimeError("libvirtd did not answer")
-            time.sleep(0.5)
+        wait.until("libvirtd to answer", lambda: virsh("version", check=False).returncode == 0,
+                   seconds=60, interval=0.5)
 
     def _network(self) -> None:
-        gateway = self.network["gateway"]
         xml = STATE_DIR / "network.xml"
-        # No <forward> and no <dhcp>: an isolated segment with static addresses only.
-        xml.write_text(f"""<network>
-  <name>{self.network['name']}</name>
-  <bridge name='{BRIDGE}' stp='off' delay='0'/>
-  <domain name='{self.network['domain']}'/>
-  <ip address='{gateway}' prefix='{self.cidr.prefixlen}'/>
-</network>
-""")
+        xml.write_text(network_xml(self.network))
         virsh("net-define", str(xml))
-        virsh("net-start", self.network["name"])
+        virsh("net-start", self.network.name)
 
     def _sshd(self) -> None:
         """sshd for fence_virsh, listening only on the gateway inside the namespace."""
@@ -172,7 +167,7 @@ class Hypervisor:
         host_key = FENCE_HOST_KEY
         (RUN_DIR / "authorized_keys").touch(mode=0o600)
         config = RUN_DIR / "sshd_config"
-        config.write_text(f"""ListenAddress {self.network['gateway']}
+        config.write_text(f"""ListenAddress {self.network.gateway}
 HostKey {host_key}
 PidFile {RUN_DIR / 'sshd.pid'}
 AuthorizedKeysFile {RUN_DIR / 'authorized_keys'}
@@ -234,8 +229,8 @@ def _alive(pid: int) -> bool:
 
 
 def _wait_gone(pid: int, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _alive(pid):
+    """PID `pid` ended: by the signal it was sent, else by SIGKILL after `seconds`."""
+    try:
+        wait.until(f"PID {pid} to end", lambda: not _alive(pid), seconds, interval=0.2)
+    except wait.TimedOut:
         os.kill(pid, signal.SIGKILL)

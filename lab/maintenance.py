@@ -7,47 +7,51 @@ import json
 import time
 from pathlib import Path
 
-from lab import checks, drill, evidence, openstack, session
+from lab import checks, drill, evidence, openstack, session, wait
+from manifest_schema import Node
 from tools import replay
 
 
-def reboot(lab, node: dict, seconds: float = 300) -> None:
+def reboot(lab, node: Node, seconds: float = 300) -> None:
     """The operator's clean reboot of `node` (a container that powers off instead is started
     again after 30 s off): done when it runs again (a marker in /run, which every boot empties,
     is gone) and the cluster has it online."""
     marker = "/run/osha-lab-before-reboot"
     if lab.nodes.exec(node, f"touch {marker}").returncode != 0:
-        raise RuntimeError(f"{node['name']} did not take the reboot marker")
+        raise RuntimeError(f"{node.name} did not take the reboot marker")
     lab.nodes.exec(node, "systemctl reboot")
-    other = next(n for n in lab.controls if n["name"] != node["name"])
-    deadline, off_since = time.monotonic() + seconds, None
-    while lab.nodes.exec(node, f"test ! -e {marker}").returncode != 0 or \
-            node["name"] not in checks.cluster_view(lab, other).online:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{node['name']} not back in {seconds:.0f} s\n"
-                               f"{evidence.node_report(lab, node)}")
+    other = next(n for n in lab.controls if n.name != node.name)
+    off_since = None
+
+    def back() -> bool:
+        nonlocal off_since
+        if lab.nodes.exec(node, f"test ! -e {marker}").returncode == 0 and \
+                node.name in checks.cluster_view(lab, other).online:
+            return True
         if lab.nodes.is_running(node):
             off_since = None
         elif off_since is None:
             off_since = time.monotonic()
         elif time.monotonic() - off_since > 30:
             lab.nodes.start(node)
-        time.sleep(1)
+        return False
+    wait.until(f"{node.name} to be back", back, seconds, interval=1,
+               report=lambda: evidence.node_report(lab, node))
 
 
-def rendered_out(lab, node: dict, work: Path) -> Path:
+def rendered_out(lab, node: Node, work: Path) -> Path:
     """The lab's stack rendered with `node` in maintenance; only its maintenance step differs."""
     raw = json.loads((lab.rendered / "settings.json").read_text())
-    out = session.render_settings(work, {**raw, "maintenance": [node["name"]]})
-    step = f"{node['name']}-maintenance"
+    out = session.render_settings(work, {**raw, "maintenance": [node.name]})
+    step = f"{node.name}-maintenance"
     for before, after in ((lab.rendered, out), (out, lab.rendered)):
         changed = replay.changed_steps(replay.Rendered.load(before), replay.Rendered.load(after))
         if changed != [step]:
-            raise RuntimeError(f"maintenance of {node['name']} changes {changed}, not {step}")
+            raise RuntimeError(f"maintenance of {node.name} changes {changed}, not {step}")
     return out
 
 
-def rebooted_in_maintenance(lab, cloud: openstack.CloudChecks, node: dict, work: Path,
+def rebooted_in_maintenance(lab, cloud: openstack.CloudChecks, node: Node, work: Path,
                             scenario: str) -> tuple[drill.PlannedWork, list[str]]:
     """`node` taken out (drained, in standby: nothing of the cluster runs there), rebooted, and
     brought back, while the prober calls every API: what each API answered, and the two
@@ -57,10 +61,10 @@ def rebooted_in_maintenance(lab, cloud: openstack.CloudChecks, node: dict, work:
 
     def maintenance():
         outputs.extend(r.stdout for r in lab.update_to(out))
-        view = checks.cluster_view(lab, next(n for n in lab.controls if n["name"] != node["name"]))
-        still = [r for r, nodes in view.running.items() if node["name"] in nodes]
+        view = checks.cluster_view(lab, next(n for n in lab.controls if n.name != node.name))
+        still = [r for r, nodes in view.running.items() if node.name in nodes]
         if still:
-            raise RuntimeError(f"{node['name']} in standby still runs {still}")
+            raise RuntimeError(f"{node.name} in standby still runs {still}")
         reboot(lab, node)
         outputs.extend(r.stdout for r in lab.update_to(serving))
 

@@ -27,6 +27,7 @@ from lab import checks, evidence, hypervisor
 from lab.containers import Containers
 from lab.substrate import Substrate
 from lab.vms import VMs, node_ssh
+from manifest_schema import Manifest, Node
 from tools import render, replay
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,22 +92,24 @@ def interruption_from_environment(rendered: replay.Rendered, steps: list[str],
     return default if seed is None else drawn_interruption(rendered, steps, int(seed))
 
 
-def drawn_interruption(rendered: replay.Rendered, steps: list[str],
-                       seed: int) -> replay.Interruption:
-    """The point `seed` draws among `steps`: 0-120 s after the start of a step another one
-    waits for."""
+def drawn_interruption(rendered: replay.Rendered, steps: list[str], seed: int,
+                       durations: dict[str, float] | None = None) -> replay.Interruption:
+    """The point `seed` draws among `steps`: in a step another one waits for, 0-120 s after its
+    start, or, given each step's seconds in an earlier run, within that step's run then."""
     awaited = [s for s in steps if any(s in rendered.dependencies(o) for o in steps)]
     draw = random.Random(seed)
-    return replay.Interruption(draw.choice(awaited), round(draw.uniform(0, 120), 1))
+    step = draw.choice(awaited)
+    limit = durations[step] if durations is not None else 120
+    return replay.Interruption(step, round(draw.uniform(0, limit), 1))
 
 
 def render_stack(out: Path, profile: str = "default", layout: str | None = None) -> Path:
-    """tools/render.py for the lab stack with a failover profile (and a HAProxy layout)."""
+    """The lab stack rendered (tools/render) with a failover profile (and a HAProxy layout)."""
     return render_settings(out, stack_config(profile, layout))
 
 
 def render_settings(out: Path, raw: dict) -> Path:
-    """tools/render.py for the lab stack with the settings `raw`, kept beside the render."""
+    """The lab stack rendered (tools/render) with the settings `raw`, kept beside the render."""
     render.write(render.run_program(raw, STACK), out)
     (out / "settings.json").write_text(json.dumps(raw, indent=2) + "\n")
     return out
@@ -164,19 +167,19 @@ class Lab:
         self.nodes: Substrate = (
             Containers(rendered, base, shared_disk.DEVICE, repository)
             if substrate == "containers" else VMs(rendered, base))
-        self.hypervisor = hypervisor.Hypervisor(self.manifest["network"], self.nodes,
-                                                {self.manifest["vip"]: self.settings.vip_fqdn},
+        self.hypervisor = hypervisor.Hypervisor(self.manifest.network, self.nodes,
+                                                {self.manifest.vip: self.settings.vip_fqdn},
                                                 self.artifacts / "consoles")
 
     def use(self, rendered: Path) -> None:
-        """Take `rendered` (tools/render.py's output, with its settings) as the stack."""
+        """Take `rendered` (tools/render's output, with its settings) as the stack."""
         self.rendered = rendered
-        self.manifest = json.loads((rendered / "manifest.json").read_text())
+        self.manifest = Manifest.load(rendered)
         # The stack's CA (its caCertificate output): the lab's clients verify TLS by it.
         self.ca_file: Path | None = None
-        if "caCertificate" in self.manifest["outputs"]:
+        if "caCertificate" in self.manifest.outputs:
             self.ca_file = rendered / "ca.pem"
-            self.ca_file.write_text(self.manifest["outputs"]["caCertificate"])
+            self.ca_file.write_text(self.manifest.outputs["caCertificate"])
         self.settings = stack_settings.parse(
             json.loads((rendered / "settings.json").read_text()), STACK)
 
@@ -207,26 +210,26 @@ class Lab:
     def steps(self) -> tuple[list[str], list[str]]:
         return steps_of(replay.Rendered.load(self.rendered))
 
-    def holder_of_vip(self) -> dict:
+    def holder_of_vip(self) -> Node:
         view = checks.cluster_view(self, next(n for n in self.controls
                                               if self.nodes.is_running(n)))
         (name,) = view.running["vip"]
         return self.node(name)
 
-    def node(self, name: str) -> dict:
-        return next(n for n in self.manifest["nodes"] if n["name"] == name)
+    def node(self, name: str) -> Node:
+        return self.manifest.node(name)
 
     def converge(self) -> None:
         """Every step of the stack, in the engine's order, exactly as rendered."""
         cluster_steps, repoint_steps = self.steps()
         self.replayer().run("create", cluster_steps + repoint_steps)
 
-    def ssh(self, node: dict, command: str, **kwargs) -> subprocess.CompletedProcess:
+    def ssh(self, node: Node, command: str, **kwargs) -> subprocess.CompletedProcess:
         return node_ssh(self.rendered, self.manifest, node, command, **kwargs)
 
     @property
-    def controls(self) -> list[dict]:
-        return [n for n in self.manifest["nodes"] if n["role"] == "control"]
+    def controls(self) -> list[Node]:
+        return [n for n in self.manifest.nodes if n.role == "control"]
 
 
 def ensure_down(*_args) -> None:

@@ -7,11 +7,11 @@ and talks to nodes over SSH or through `Substrate.exec`. Two substrates exist:
 """
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 from lab.hypervisor import in_namespace, virsh
+from manifest_schema import Manifest, Node
 
 # libvirtd and its children get a private /dev: the lab can give a device a name there (the
 # stack's shared-disk path) without touching the machine's /dev, and /dev/kvm, which runs no
@@ -37,12 +37,12 @@ class Substrate:
     def __init__(self, rendered: Path, base: Path):
         self.rendered = rendered
         self.base = base  # the built rootfs (containers) or image (VMs)
-        self.manifest = json.loads((rendered / "manifest.json").read_text())
-        self.resources = {r["name"]: r for r in self.manifest["resources"]}
+        self.manifest = Manifest.load(rendered)
+        self.resources = {r.name: r for r in self.manifest.resources}
 
     @property
-    def nodes(self) -> list[dict]:
-        return self.manifest["nodes"]
+    def nodes(self) -> list[Node]:
+        return self.manifest.nodes
 
     # -- the hypervisor side -----------------------------------------------------------------
     def prepare_libvirtd(self) -> str:
@@ -50,7 +50,7 @@ class Substrate:
         return PRIVATE_DEV
 
     # -- nodes -------------------------------------------------------------------------------
-    def define(self, node: dict) -> None:
+    def define(self, node: Node) -> None:
         raise NotImplementedError
 
     def up(self) -> None:
@@ -59,23 +59,23 @@ class Substrate:
         for node in self.nodes:
             self.start(node)
 
-    def start(self, node: dict) -> None:
-        virsh("start", node["domain"])
+    def start(self, node: Node) -> None:
+        virsh("start", node.domain)
 
-    def stop(self, node: dict) -> None:
+    def stop(self, node: Node) -> None:
         """Power the node off (a node that is down, as a delete must survive)."""
-        virsh("destroy", node["domain"], check=False)
+        virsh("destroy", node.domain, check=False)
 
-    def is_running(self, node: dict) -> bool:
-        return virsh("domstate", node["domain"], check=False).stdout.strip() == "running"
+    def is_running(self, node: Node) -> bool:
+        return virsh("domstate", node.domain, check=False).stdout.strip() == "running"
 
-    def link(self, node: dict) -> str:
+    def link(self, node: Node) -> str:
         """The host-side end of the node's network link (in the lab's namespace)."""
-        return f"osha-{node['name']}"[:15]
+        return f"osha-{node.name}"[:15]
 
-    def kill(self, node: dict, fault: str) -> None:
+    def kill(self, node: Node, fault: str) -> None:
         if fault == "destroy":
-            virsh("destroy", node["domain"])
+            virsh("destroy", node.domain)
         elif fault == "kill":
             self.kill_hard(node)
         elif fault == "cut":
@@ -83,26 +83,26 @@ class Substrate:
         else:
             raise ValueError(f"unknown fault {fault}; expected one of {FAULTS}")
 
-    def heal(self, node: dict) -> None:
+    def heal(self, node: Node) -> None:
         """Undo a cut that fencing did not undo (a restarted node gets a new link anyway)."""
         subprocess.run(in_namespace("ip", "link", "set", self.link(node), "up"),
                        capture_output=True)
 
-    def kill_hard(self, node: dict) -> None:
+    def kill_hard(self, node: Node) -> None:
         raise NotImplementedError
 
-    def exec(self, node: dict, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    def exec(self, node: Node, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """`command` (shell) as root on the node by the substrate's own way in, which works
         while the node's network is cut; a CompletedProcess with returncode 255 when the node
         is not running."""
         raise NotImplementedError
 
-    def mountinfo(self, node: dict) -> str | None:
+    def mountinfo(self, node: Node) -> str | None:
         """The node's mount table (None when it cannot be read)."""
         result = self.exec(node, "cat /proc/1/mountinfo")
         return result.stdout if result.returncode == 0 else None
 
-    def addresses(self, node: dict) -> str | None:
+    def addresses(self, node: Node) -> str | None:
         """The node's IPv4 addresses, `ip -o -4 addr` (None when they cannot be read)."""
         result = self.exec(node, "ip -o -4 addr show")
         return result.stdout if result.returncode == 0 else None

@@ -13,76 +13,33 @@ import signal
 import subprocess
 from pathlib import Path
 
-from components.templating import shell_quote
+from components.templating import render, shell_quote
 from lab.hypervisor import STATE_DIR, in_namespace, run, virsh
 from lab.substrate import Substrate
-from tools.replay import ssh_options
+from manifest_schema import Manifest, Node, Resource
+from tools.replay import SshTarget, ssh_options
 
 # Software emulation keeps each guest's translation cache small (about 1.2 GB per qemu).
 TB_CACHE_MIB = 128
 
 
-def seed_iso(rendered: Path, seed: dict, target: Path) -> Path:
+def seed_iso(rendered: Path, seed: Resource, target: Path) -> Path:
     """A NoCloud seed ISO holding the rendered cloud-init files under their own names."""
     staging = target.with_suffix(".d")
     staging.mkdir(exist_ok=True)
-    for role, path in seed["files"].items():
+    for role, path in seed.files.items():
         (staging / role).write_text((rendered / path).read_text())
     run("genisoimage", "-quiet", "-output", str(target), "-volid", "cidata", "-joliet",
-        "-rock", *(str(staging / role) for role in seed["files"]))
+        "-rock", *(str(staging / role) for role in seed.files))
     return target
 
 
-def domain_xml(node: dict, image: Path, overlay: Path, seed: Path, shared: Path | None,
+def domain_xml(node: Node, image: Path, overlay: Path, seed: Path, shared: Path | None,
                network: str, link: str) -> str:
-    shared_disk = f"""
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/>
-      <source file='{shared}'/>
-      <target dev='vdb' bus='virtio'/>
-    </disk>""" if shared else ""
-    return f"""<domain type='qemu'>
-  <name>{node['domain']}</name>
-  <memory unit='MiB'>{node['memory_mib']}</memory>
-  <vcpu>{node['vcpu']}</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{image / 'vmlinuz'}</kernel>
-    <initrd>{image / 'initrd.img'}</initrd>
-    <cmdline>root=/dev/vda console=ttyS0 net.ifnames=1 quiet</cmdline>
-  </os>
-  <features><acpi/><tcg><tb-cache unit='MiB'>{TB_CACHE_MIB}</tb-cache></tcg></features>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>restart</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='{overlay}'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>{shared_disk}
-    <disk type='file' device='cdrom'>
-      <driver name='qemu' type='raw'/>
-      <source file='{seed}'/>
-      <target dev='hdc' bus='ide'/>
-      <readonly/>
-    </disk>
-    <interface type='network'>
-      <mac address='{node['mac']}'/>
-      <source network='{network}'/>
-      <target dev='{link}'/>
-      <model type='virtio'/>
-    </interface>
-    <serial type='file'>
-      <source path='{STATE_DIR / (node['name'] + '.console.log')}'/>
-      <target port='0'/>
-    </serial>
-    <channel type='unix'>
-      <target type='virtio' name='org.qemu.guest_agent.0'/>
-    </channel>
-  </devices>
-</domain>
-"""
+    return render("lab/vm-domain.xml.j2", node=node, kernel=image / "vmlinuz",
+                  initrd=image / "initrd.img", tb_cache_mib=TB_CACHE_MIB, overlay=overlay,
+                  shared=shared, seed=seed, network=network, link=link,
+                  console_log=STATE_DIR / f"{node.name}.console.log")
 
 
 class VMs(Substrate):
@@ -100,37 +57,37 @@ class VMs(Substrate):
 
     def shared_disk(self) -> Path:
         """The raw file the stack's XSLT recognises: named like the stack's shared volume."""
-        volume = self.resources["shared-disk-volume"]["inputs"]
+        volume = self.resources["shared-disk-volume"].inputs
         path = STATE_DIR / volume["name"]
         if not path.exists():
             run("truncate", "-s", str(volume["size"]), str(path))
         return path
 
-    def define(self, node: dict) -> None:
-        overlay = STATE_DIR / f"{node['name']}.qcow2"
+    def define(self, node: Node) -> None:
+        overlay = STATE_DIR / f"{node.name}.qcow2"
         run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
-            str(self.base / "root.qcow2"), str(overlay), f"{node['disk_gib']}G")
-        seed = seed_iso(self.rendered, self.resources[f"{node['name']}-cloudinit"],
-                        STATE_DIR / f"{node['name']}-seed.iso")
-        shared = self.shared_disk() if node["shared_disk"] else None
-        xml = domain_xml(node, self.base, overlay, seed, shared, self.manifest["network"]["name"],
+            str(self.base / "root.qcow2"), str(overlay), f"{node.disk_gib}G")
+        seed = seed_iso(self.rendered, self.resources[f"{node.name}-cloudinit"],
+                        STATE_DIR / f"{node.name}-seed.iso")
+        shared = self.shared_disk() if node.shared_disk else None
+        xml = domain_xml(node, self.base, overlay, seed, shared, self.manifest.network.name,
                          self.link(node))
-        domain = self.resources[f"{node['name']}-domain"]
-        if "xslt" in domain["files"]:
+        domain = self.resources[f"{node.name}-domain"]
+        if "xslt" in domain.files:
             # The stack's own transformation marks the shared disk shareable.
-            plain = STATE_DIR / f"{node['name']}-plain.xml"
+            plain = STATE_DIR / f"{node.name}-plain.xml"
             plain.write_text(xml)
-            xml = run("xsltproc", str(self.rendered / domain["files"]["xslt"]), str(plain)).stdout
-        path = STATE_DIR / f"{node['name']}.xml"
+            xml = run("xsltproc", str(self.rendered / domain.files["xslt"]), str(plain)).stdout
+        path = STATE_DIR / f"{node.name}.xml"
         path.write_text(xml)
         virsh("define", str(path))
 
-    def kill_hard(self, node: dict) -> None:
+    def kill_hard(self, node: Node) -> None:
         """SIGKILL of the node's emulator."""
-        pid = Path(f"/run/libvirt/qemu/{node['domain']}.pid").read_text().split()[0]
+        pid = Path(f"/run/libvirt/qemu/{node.domain}.pid").read_text().split()[0]
         os.kill(int(pid), signal.SIGKILL)
 
-    def exec(self, node: dict, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    def exec(self, node: Node, command: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """Over SSH (a VM has no way in from the host that survives a cut link)."""
         try:
             return node_ssh(self.rendered, self.manifest, node, command, timeout=timeout)
@@ -138,12 +95,11 @@ class VMs(Substrate):
             return subprocess.CompletedProcess([], 124, "", f"{command}: timed out")
 
 
-def node_ssh(rendered: Path, manifest: dict, node: dict, command: str,
+def node_ssh(rendered: Path, manifest: Manifest, node: Node, command: str,
              timeout: float = 120, stdin: str = "") -> subprocess.CompletedProcess:
     """Run `command` as root on `node` inside the lab namespace, its host key pinned."""
 
-    key = rendered / manifest["ssh"]["private_key_file"]
-    argv = in_namespace("ssh", *ssh_options(rendered, manifest), "-i", str(key),
-                        f"{manifest['ssh']['user']}@{node['ip']}",
-                        f"sudo -n bash -c {shell_quote(command)}")
+    target = SshTarget(manifest.ssh.user, node.ip, rendered / manifest.ssh.private_key_file,
+                       ssh_options(rendered, manifest))
+    argv = in_namespace(*target.ssh(f"sudo -n bash -c {shell_quote(command)}"))
     return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)

@@ -38,7 +38,7 @@ def dev_graph() -> render.Graph:
 
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory):
-    """render.py's output directory per stack, written once per session."""
+    """The render's output directory per stack, written once per session."""
     cache: dict[str, Path] = {}
 
     def get(stack: str) -> Path:

@@ -37,8 +37,9 @@ import yaml  # noqa: E402
 
 import settings as stack_settings  # noqa: E402
 from components.haproxy import STATS_PORT  # noqa: E402
+from manifest_schema import Host  # noqa: E402
 from tools import crm_mon  # noqa: E402
-from tools.replay import pinned_ssh_options  # noqa: E402
+from tools.replay import SshTarget, pinned_ssh_options  # noqa: E402
 
 PROJECT = stack_settings.PROJECT
 
@@ -125,20 +126,17 @@ def cluster_problems(crm_mon_xml: str, expected_nodes: list[str]) -> list[str]:
 class Node:
     """SSH to one node as the admin user with the stack's key, trusting only its host key."""
 
-    def __init__(self, host: str, user: str, key_file: Path, ssh_options: tuple[str, ...]):
-        self.target = f"{user}@{host}"
-        self.key_file = key_file
-        self.ssh_options = ssh_options
+    def __init__(self, target: SshTarget):
+        self.target = target
 
     def run(self, script: str) -> str:
         try:
-            result = subprocess.run(["ssh", *self.ssh_options, "-i", str(self.key_file),
-                                     self.target, script],
-                                    capture_output=True, text=True, timeout=300)
+            result = subprocess.run(self.target.ssh(script), capture_output=True, text=True,
+                                    timeout=300)
         except subprocess.TimeoutExpired:
-            raise Failed(f"ssh {self.target} `{script}` did not finish in 300 s") from None
+            raise Failed(f"ssh {self.target.login} `{script}` did not finish in 300 s") from None
         if result.returncode != 0:
-            raise Failed(f"ssh {self.target} `{script}` exited with {result.returncode}: "
+            raise Failed(f"ssh {self.target.login} `{script}` exited with {result.returncode}: "
                          f"{result.stderr.strip()}")
         return result.stdout
 
@@ -165,8 +163,8 @@ def run_smoke(pulumi: Pulumi, parsed: stack_settings.Settings) -> None:
         key_file.touch(mode=0o600)
         key_file.write_text(key.strip() + "\n")
         options = pinned_ssh_options(Path(scratch) / "known_hosts", [
-            {"host": str(first.ip), "host_key": nodes[first.name]["hostKey"]}])
-        smoke(Node(str(first.ip), parsed.admin_user, key_file, options), parsed)
+            Host(host=str(first.ip), host_key=nodes[first.name]["hostKey"])])
+        smoke(Node(SshTarget(parsed.admin_user, str(first.ip), key_file, options)), parsed)
 
 
 # ---- the whole run ---------------------------------------------------------------------------

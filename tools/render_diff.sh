@@ -4,7 +4,8 @@
 #   tools/render_diff.sh BASE HEAD OUT        (BASE, HEAD: any git revision; OUT: the diff file)
 #
 # Each revision is checked out in its own temporary git worktree and rendered with its own
-# tools/render.py (under mocks: no Pulumi CLI, no hypervisor). Stacks: every Pulumi.<stack>.yaml
+# `python -m tools.render` (under mocks: no Pulumi CLI, no hypervisor; a revision from before
+# tools/render/ was a package runs its tools/render.py the same way). Stacks: every Pulumi.<stack>.yaml
 # in either revision, or those named in $STACKS. Generated keys and stdin files (secrets/) are
 # left out of the diff. A revision that fails to render leaves RENDER-FAILED in its tree, so the
 # failure shows in the diff too; the exit status is 1 when HEAD failed, else 0 (with or without
@@ -56,10 +57,10 @@ render() {
   for stack in $stacks; do
     [ -f "$work/src-$side/Pulumi.$stack.yaml" ] || continue
     local target="$work/rendered/$side/$stack"
-    if ! (cd "$work/src-$side" && "$python" tools/render.py --stack "$stack" --out "$target") \
+    if ! (cd "$work/src-$side" && "$python" -m tools.render --stack "$stack" --out "$target") \
         >"$work/$side-$stack.log" 2>&1; then
       mkdir -p "$target"
-      { echo "tools/render.py --stack $stack failed at $rev:"; cat "$work/$side-$stack.log"; } \
+      { echo "python -m tools.render --stack $stack failed at $rev:"; cat "$work/$side-$stack.log"; } \
         >"$target/RENDER-FAILED"
       cat "$target/RENDER-FAILED" >&2
       status=1

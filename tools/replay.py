@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replay a rendered stack (tools/render.py's DIR) on real hosts, as the Pulumi engine would.
+"""Replay a rendered stack (tools/render's DIR) on real hosts, as the Pulumi engine would.
 
     python tools/replay.py DIR --phase create|update|delete [--only NAME ...] [--wrap CMD]
 
@@ -30,6 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from manifest_schema import Host, Manifest, Resource  # noqa: E402
+
 REMOTE = "command:remote:Command"
 RUNNABLE = (REMOTE, "command:remote:CopyToRemote", "command:local:Command")
 # Keepalives end a session whose host died (a fenced node) within a minute instead of hanging.
@@ -39,27 +44,54 @@ SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                "-o", "ServerAliveCountMax=4")
 
 
-def _known_host_name(host: dict) -> str:
-    port = host.get("port") or 22
-    return host["host"] if port == 22 else f"[{host['host']}]:{port}"
+def _known_host_name(host: Host) -> str:
+    port = host.port or 22
+    return host.host if port == 22 else f"[{host.host}]:{port}"
 
 
-def pinned_ssh_options(known_hosts_file: Path, hosts: Iterable[dict]) -> tuple[str, ...]:
+def pinned_ssh_options(known_hosts_file: Path, hosts: Iterable[Host]) -> tuple[str, ...]:
     """ssh and scp options that trust exactly the given host keys and no other.
 
-    `hosts` are the manifest's host entries (`host`, `host_key`, optional `port`); their keys
-    are written to `known_hosts_file`, atomically, since several replayers may share one."""
-    lines = {f"{_known_host_name(h)} {h['host_key'].strip()}" for h in hosts if h.get("host_key")}
+    `hosts` are the manifest's host entries; the keys they pin are written to
+    `known_hosts_file`, atomically, since several replayers may share one."""
+    lines = {f"{_known_host_name(h)} {h.host_key.strip()}" for h in hosts if h.host_key}
     with tempfile.NamedTemporaryFile("w", dir=known_hosts_file.parent, delete=False) as staged:
         staged.write("".join(f"{line}\n" for line in sorted(lines)))
     os.replace(staged.name, known_hosts_file)
     return (*SSH_OPTIONS, "-o", f"UserKnownHostsFile={known_hosts_file}")
 
 
-def ssh_options(root: Path, manifest: dict) -> tuple[str, ...]:
+def ssh_options(root: Path, manifest: Manifest) -> tuple[str, ...]:
     """pinned_ssh_options for every host of a render, with ROOT/known_hosts."""
     return pinned_ssh_options(root / "known_hosts",
-                              [r["host"] for r in manifest["resources"] if r.get("host")])
+                              [r.host for r in manifest.resources if r.host])
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """A user on a host that ssh and scp log in to with a private key, trusting only the host
+    keys `options` pin (pinned_ssh_options); `port` None leaves it to ssh (22)."""
+
+    user: str
+    host: str
+    key_file: Path
+    options: tuple[str, ...]
+    port: Optional[int] = None
+
+    @property
+    def login(self) -> str:
+        return f"{self.user}@{self.host}"
+
+    def ssh(self, *command: str) -> list[str]:
+        return ["ssh", *self.options, *self._port("-p"), "-i", str(self.key_file), self.login,
+                *command]
+
+    def scp(self, source: Path, remote_path: str) -> list[str]:
+        return ["scp", "-s", *self.options, *self._port("-P"), "-i", str(self.key_file),
+                str(source), f"{self.login}:{remote_path}"]
+
+    def _port(self, flag: str) -> tuple[str, ...]:
+        return () if self.port is None else (flag, str(self.port))
 
 
 # Set when the run is being stopped (SIGTERM, Ctrl-C): nothing dials again.
@@ -104,20 +136,20 @@ class Rendered:
     """One render directory: its manifest and the steps a replay can run."""
 
     root: Path
-    manifest: dict
-    steps: dict[str, dict] = field(init=False)
+    manifest: Manifest
+    steps: dict[str, Resource] = field(init=False)
 
     def __post_init__(self):
-        self.steps = {r["name"]: r for r in self.manifest["resources"] if r["type"] in RUNNABLE}
+        self.steps = {r.name: r for r in self.manifest.resources if r.type in RUNNABLE}
         self.ssh_options = ssh_options(self.root, self.manifest)
 
     @classmethod
     def load(cls, root: Path) -> "Rendered":
-        return cls(root, json.loads((root / "manifest.json").read_text()))
+        return cls(root, Manifest.load(root))
 
     def dependencies(self, name: str) -> list[str]:
         """Steps that finish before `name` starts (libvirt and key resources already exist)."""
-        return [d for d in self.steps[name]["waits_for"] if d in self.steps]
+        return [d for d in self.steps[name].waits_for if d in self.steps]
 
     def order(self) -> list[str]:
         """All steps, each after its dependencies (stable: manifest order among equals)."""
@@ -132,14 +164,14 @@ class Rendered:
         return done
 
     def text(self, name: str, role: str) -> Optional[str]:
-        path = self.steps[name]["files"].get(role)
+        path = self.steps[name].files.get(role)
         return (self.root / path).read_text() if path else None
 
     def fingerprint(self, name: str) -> str:
         """Everything of a step the engine diffs: its files' contents and its other inputs."""
         step = self.steps[name]
-        files = {role: (self.root / path).read_text() for role, path in step["files"].items()}
-        return json.dumps([files, step["inputs"]], sort_keys=True)
+        files = {role: (self.root / path).read_text() for role, path in step.files.items()}
+        return json.dumps([files, step.inputs], sort_keys=True)
 
 
 def changed_steps(old: Rendered, new: Rendered) -> list[str]:
@@ -163,35 +195,29 @@ class Replayer:
         self._killed: Optional[list[str]] = None
 
     # -- one step ---------------------------------------------------------------------------
-    def _ssh(self, host: dict) -> list[str]:
-        key = self.rendered.root / host["private_key_file"]
-        return [*self.wrap, "ssh", *self.rendered.ssh_options, "-p", str(host.get("port") or 22),
-                "-i", str(key), f"{host['user']}@{host['host']}"]
+    def _target(self, host: Host) -> SshTarget:
+        return SshTarget(host.user, host.host, self.rendered.root / host.private_key_file,
+                         self.rendered.ssh_options, host.port or 22)
 
     def _argv(self, name: str, script: str) -> list[str]:
         step = self.rendered.steps[name]
-        if step["type"] == "command:local:Command":
+        if step.type == "command:local:Command":
             # pulumi-command's local default is /bin/sh -c unless the step names an interpreter.
-            return [*self.wrap, *(step["inputs"].get("interpreter") or ["/bin/sh", "-c"]), script]
+            return [*self.wrap, *(step.inputs.get("interpreter") or ["/bin/sh", "-c"]), script]
         # ssh joins its arguments into the one command string the remote shell runs.
-        return [*self._ssh(step["host"]), script]
+        return [*self.wrap, *self._target(step.host).ssh(script)]
 
     def _copy(self, name: str) -> subprocess.CompletedProcess:
         step = self.rendered.steps[name]
-        host = step["host"]
-        source = self.rendered.root / step["files"]["source"]
-        key = self.rendered.root / host["private_key_file"]
-        remote = step["inputs"]["remotePath"]
-        argv = [*self.wrap, "scp", "-s", *self.rendered.ssh_options,
-                "-P", str(host.get("port") or 22), "-i", str(key), str(source),
-                f"{host['user']}@{host['host']}:{remote}"]
-        return self._process(name, argv, "")
+        copy = self._target(step.host).scp(self.rendered.root / step.files["source"],
+                                           step.inputs["remotePath"])
+        return self._process(name, [*self.wrap, *copy], "")
 
     def _dial(self, name: str, script: str, stdin: str) -> subprocess.CompletedProcess:
         """Run the step; like pulumi-command, keep dialling while the host does not answer."""
         step = self.rendered.steps[name]
-        connection = step["inputs"].get("connection") or {}
-        attempts = connection.get("dialErrorLimit", 10) if step["type"] == REMOTE else 1
+        connection = step.inputs.get("connection") or {}
+        attempts = connection.get("dialErrorLimit", 10) if step.type == REMOTE else 1
         for attempt in range(1, attempts + 1):
             completed = self._process(name, self._argv(name, script), stdin)
             # ssh exits 255 when it cannot connect; anything else is the script's own answer.
@@ -243,7 +269,7 @@ class Replayer:
             timer = threading.Timer(self.interruption.seconds, self._kill_all)
             timer.daemon = True
             timer.start()
-        if step["type"] == "command:remote:CopyToRemote":
+        if step.type == "command:remote:CopyToRemote":
             # CopyToRemote has no delete: the file stays, as with the real provider.
             completed = self._copy(name) if phase != "delete" else None
         else:
@@ -252,7 +278,7 @@ class Replayer:
                 script = self.rendered.text(name, "create")
             completed = None
             if script is not None:
-                stdin_path = step["files"].get("stdin")
+                stdin_path = step.files.get("stdin")
                 stdin = (self.rendered.root / stdin_path).read_text() if stdin_path else ""
                 completed = self._dial(name, script, stdin)
         result = Result(name, phase, completed.returncode if completed else 0,

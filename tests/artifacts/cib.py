@@ -1,12 +1,12 @@
 """Offline Pacemaker: run the stack's rendered layout script against a CIB file, then simulate."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from manifest_schema import Manifest
 from tools.crm_mon import ClusterView, parse
 
 
@@ -27,9 +27,8 @@ def empty_cib(path: Path, nodes: list[str]) -> Path:
 
 def apply_layout(rendered_dir: Path, cib: Path) -> subprocess.CompletedProcess:
     """The stack's own cluster-layout create script, run unchanged in its offline mode."""
-    manifest = json.loads((rendered_dir / "manifest.json").read_text())
-    (layout,) = [r for r in manifest["resources"] if r["name"] == "cluster-layout"]
-    return run(["bash", str(rendered_dir / layout["files"]["create"])],
+    layout = Manifest.load(rendered_dir).resource("cluster-layout")
+    return run(["bash", str(rendered_dir / layout.files["create"])],
                env={**os.environ, "OSHA_CIB_FILE": str(cib)})
 
 

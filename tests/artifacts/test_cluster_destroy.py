@@ -3,12 +3,13 @@ PATH answers `pcs status pcsd` as pcs 0.11 does and records every call; the scri
 rendered one, with only its corosync.conf path pointed into the test's directory."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from manifest_schema import Manifest
 
 FAKE_PCS = """#!/bin/bash
 printf '%s\\n' "$*" >> "$PCS_CALLS"
@@ -19,9 +20,8 @@ fi
 
 
 def destroy_script(out: Path) -> str:
-    manifest = json.loads((out / "manifest.json").read_text())
-    (step,) = [r for r in manifest["resources"] if r["name"] == "cluster-setup"]
-    return (out / step["files"]["delete"]).read_text()
+    step = Manifest.load(out).resource("cluster-setup")
+    return (out / step.files["delete"]).read_text()
 
 
 def run_destroy(out: Path, tmp_path: Path, pcsd_status: str, configured: bool = True) -> list[str]:

@@ -1,13 +1,13 @@
 """The rendered haproxy.cfg through the real `haproxy -c`, both layouts, TLS on and off."""
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from manifest_schema import Manifest
 from tests.conftest import stack_config
 from tools import render
 
@@ -38,16 +38,15 @@ def split_blocks(stdin: str, into: Path) -> dict[str, Path]:
     return files
 
 
-def rendered_config(variant: str, tmp_path: Path) -> tuple[Path, dict]:
+def rendered_config(variant: str, tmp_path: Path) -> tuple[Path, Manifest]:
     """ctl1's copied haproxy.cfg, its certificate paths pointed at the files its stdin carries."""
     stack, overrides = VARIANTS[variant]
     out = tmp_path / "out"
     render.write(render.run_program(stack_config(stack, **overrides), stack), out)
-    manifest = json.loads((out / "manifest.json").read_text())
-    resources = {r["name"]: r for r in manifest["resources"]}
-    config = (out / resources["ctl1-haproxy-config"]["files"]["source"]).read_text()
-    if "ctl1-tls-install" in resources:
-        stdin = (out / resources["ctl1-tls-install"]["files"]["stdin"]).read_text()
+    manifest = Manifest.load(out)
+    config = (out / manifest.resource("ctl1-haproxy-config").files["source"]).read_text()
+    if any(r.name == "ctl1-tls-install" for r in manifest.resources):
+        stdin = (out / manifest.resource("ctl1-tls-install").files["stdin"]).read_text()
         certs = tmp_path / "certs"
         certs.mkdir()
         split_blocks(stdin, certs)
@@ -69,13 +68,13 @@ def test_haproxy_accepts_the_config(variant, tmp_path):
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_backend_has_every_control_node_with_a_check(variant, tmp_path):
     path, manifest = rendered_config(variant, tmp_path)
-    controls = [n for n in manifest["nodes"] if n["role"] == "control"]
+    controls = [n for n in manifest.nodes if n.role == "control"]
     sections = re.split(r"^(?=listen )", path.read_text(), flags=re.M)[1:]
     backends = [s for s in sections if not s.startswith("listen stats")]
     assert len(backends) >= 10
     for section in backends:
         servers = re.findall(r"^\s+server (\S+) (\S+):(\d+)(.*)$", section, flags=re.M)
         assert [(name, ip) for name, ip, _, _ in servers] == \
-            [(n["name"], n["ip"]) for n in controls], section
+            [(n.name, n.ip) for n in controls], section
         assert all(" check" in rest for _, _, _, rest in servers), section
         assert len({port for _, _, port, _ in servers}) == 1

@@ -15,7 +15,7 @@ a leading '-', very long text, or such a fragment inside the key's ordinary valu
 - each value alone in the base: either `settings.parse` refuses it with a SettingsError whose
   problems are one printable line each, never show a secret, and name exactly that key path (a
   value of the key's own type may be refused by a rule relating keys, naming the others); or
-- all the accepted values of the example in one render (`tools/render.py` under Pulumi's mocks),
+- all the accepted values of the example in one render (`tools/render` under Pulumi's mocks),
   in which every script passes `bash -n` and runs without creating MARKER (`Sandbox`: as nobody,
   every external command a stub that records and fails, nothing writable but its work directory;
   a script whose text and stdin are the base render's carries no hostile value and is run once, by

@@ -154,15 +154,23 @@ CASES = {
         mysql_drop_in=h,
         rabbitmq_drop_in=h, nss_dir="/nss", broker_group="rabbitmq", mysql_conf="a=1\n",
         rabbitmq_conf=f"c = {h}\n"), [
-        Fragment(r"# templates/tls-mysql", r"if was_changed trust", stubs=("write_config",),
+        Fragment(r"# templates/tls-mysql", r"if was_changed haproxy", stubs=("write_config",),
                  calls=lambda h: [[h, "mysql", "a=1"], [h, "broker", f"c = {h}".strip()]])]),
     "tls-remove": Case("tls-remove.sh.j2", lambda h: dict(
-        settings=settings(), role="control",
+        settings=settings(),
         files=[InstalledFile("x", h, "0600", "root", "-"),
                InstalledFile("y", "/etc/y", "0600", "root", "-")],
-        mysql_drop_in=h, rabbitmq_drop_in=h, tls_dir=h), [
-        Fragment(r"rm -f", r"update-ca", stubs=("rm",), calls=lambda h: [
-            ["-f", h, "/etc/y"], ["-f", h], ["-f", h], ["-rf", h]])]),
+        mysql_drop_in=h, rabbitmq_drop_in=h, nss_dir=h), [
+        Fragment(r"rm -f", None, stubs=("rm",), calls=lambda h: [
+            ["-f", h, "/etc/y"], ["-f", h], ["-f", h]])]),
+    "tls-trust": Case("tls-trust.sh.j2", lambda h: dict(
+        settings=settings(), role="control", prune=False, ca_file=h, trust_anchor=h), [
+        Fragment("#!", r"umask", variables=lambda h: {
+            "ca": ["stdin-secret\nsecond line"], "ca_file": [h], "anchor": [h]})]),
+    "tls-trust-remove": Case("tls-trust-remove.sh.j2", lambda h: dict(
+        settings=settings(), trust_anchor=h, tls_dir=h), [
+        Fragment(r"anchor=", r"rm -f", variables=lambda h: {"anchor": [h]}),
+        Fragment(r"rm -rf", r"update-ca", stubs=("rm",), calls=lambda h: [["-rf", h]])]),
     "cib-layout": Case("cib-layout.sh.j2", lambda h: dict(
         tag=h, ids=[], commands=[["resource", "create", h, "systemd:unit", f"p={h}"],
                                  ["constraint", "location", h, "avoids", h]]), [

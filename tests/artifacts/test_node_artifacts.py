@@ -1,7 +1,6 @@
 """The rendered cloud-init and shared-disk XSLT, checked by cloud-init, xsltproc and libvirt's schema."""
 from __future__ import annotations
 
-import json
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -11,6 +10,7 @@ import yaml
 
 import settings
 from components import shared_disk, templating
+from manifest_schema import Manifest, Resource
 from tests.conftest import stack_config
 from tools.render import DOMAIN, SEED
 
@@ -18,12 +18,8 @@ STACKS = ["dev", "lab", "debian"]
 POOL_PATH = "/var/lib/libvirt/images"
 
 
-def manifest(out: Path) -> dict:
-    return json.loads((out / "manifest.json").read_text())
-
-
-def resources_of(out: Path, type_token: str) -> list[dict]:
-    return [r for r in manifest(out)["resources"] if r["type"] == type_token]
+def resources_of(out: Path, type_token: str) -> list[Resource]:
+    return [r for r in Manifest.load(out).resources if r.type == type_token]
 
 
 def run(*argv: str, **kwargs) -> subprocess.CompletedProcess:
@@ -37,7 +33,7 @@ def test_user_data_passes_cloud_init_schema(rendered, stack):
     seeds = resources_of(out, SEED)
     assert seeds
     for seed in seeds:
-        user_data = out / seed["files"]["user-data"]
+        user_data = out / seed.files["user-data"]
         result = run("cloud-init", "schema", "--config-file", str(user_data))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "Valid cloud-config" in result.stdout
@@ -50,41 +46,42 @@ def test_user_data_passes_cloud_init_schema(rendered, stack):
 def test_network_config_converts_to_a_static_address(rendered, stack, tmp_path):
     """cloud-init's own converter turns each network-config into networkd units."""
     out = rendered(stack)
-    nodes = {f"{n['name']}-cloudinit": n for n in manifest(out)["nodes"]}
+    manifest = Manifest.load(out)
+    nodes = {f"{n.name}-cloudinit": n for n in manifest.nodes}
     for seed in resources_of(out, SEED):
-        node = nodes[seed["name"]]
-        target = tmp_path / node["name"]
+        node = nodes[seed.name]
+        target = tmp_path / node.name
         result = run("cloud-init", "devel", "net-convert", "--network-data",
-                     str(out / seed["files"]["network-config"]), "--kind", "yaml",
+                     str(out / seed.files["network-config"]), "--kind", "yaml",
                      "--distro", "debian", "--output-kind", "networkd", "--directory", str(target))
         assert result.returncode == 0, result.stderr
         units = "".join(p.read_text() for p in target.rglob("*.network"))
-        assert f"Address={node['ip']}/" in units and node["mac"] in units.lower()
-        assert f"Gateway={manifest(out)['network']['gateway']}" in units
+        assert f"Address={node.ip}/" in units and node.mac in units.lower()
+        assert f"Gateway={manifest.network.gateway}" in units
 
 
-def provider_domain_xml(domain: dict) -> str:
+def provider_domain_xml(domain: Resource) -> str:
     """The XML terraform-provider-libvirt writes for a Domain: pool volumes as file disks."""
     disks = []
-    for index, disk in enumerate(domain["inputs"]["disks"]):
+    for index, disk in enumerate(domain.inputs["disks"]):
         volume = disk["volumeId"].removesuffix("-id")
         raw = volume == "shared-disk-volume"
-        name = f"{domain['inputs']['name'].split('-')[0]}-shared.raw" if raw else f"{volume}.qcow2"
+        name = f"{domain.inputs['name'].split('-')[0]}-shared.raw" if raw else f"{volume}.qcow2"
         disks.append(f"""
     <disk type='file' device='disk'>
       <driver name='qemu' type='{"raw" if raw else "qcow2"}'/>
       <source file='{POOL_PATH}/{name}'/>
       <target dev='vd{chr(ord("a") + index)}' bus='virtio'/>
     </disk>""")
-    nic = domain["inputs"]["networkInterfaces"][0]
+    nic = domain.inputs["networkInterfaces"][0]
     return f"""<domain type='kvm'>
-  <name>{domain['inputs']['name']}</name>
-  <memory unit='MiB'>{domain['inputs']['memory']}</memory>
-  <vcpu>{domain['inputs']['vcpu']}</vcpu>
+  <name>{domain.inputs['name']}</name>
+  <memory unit='MiB'>{domain.inputs['memory']}</memory>
+  <vcpu>{domain.inputs['vcpu']}</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>
   <devices>{''.join(disks)}
     <disk type='file' device='cdrom'>
-      <source file='{POOL_PATH}/{domain['inputs']['name']}-cloudinit.iso'/>
+      <source file='{POOL_PATH}/{domain.inputs['name']}-cloudinit.iso'/>
       <target dev='hdd' bus='ide'/>
       <readonly/>
     </disk>
@@ -104,14 +101,14 @@ def provider_domain_xml(domain: dict) -> str:
 @pytest.mark.parametrize("stack", STACKS)
 def test_xslt_marks_exactly_the_shared_disk_shareable(rendered, stack, tmp_path):
     out = rendered(stack)
-    domains = [d for d in resources_of(out, DOMAIN) if "xslt" in d["files"]]
-    assert len(domains) == len([n for n in manifest(out)["nodes"] if n["role"] == "control"])
+    domains = [d for d in resources_of(out, DOMAIN) if "xslt" in d.files]
+    assert len(domains) == len([n for n in Manifest.load(out).nodes if n.role == "control"])
     for domain in domains:
-        source = tmp_path / f"{domain['name']}.xml"
+        source = tmp_path / f"{domain.name}.xml"
         source.write_text(provider_domain_xml(domain))
-        result = run("xsltproc", str(out / domain["files"]["xslt"]), str(source))
+        result = run("xsltproc", str(out / domain.files["xslt"]), str(source))
         assert result.returncode == 0, result.stderr
-        transformed = tmp_path / f"{domain['name']}-out.xml"
+        transformed = tmp_path / f"{domain.name}-out.xml"
         transformed.write_text(result.stdout)
         valid = run("virt-xml-validate", str(transformed), "domain")
         assert valid.returncode == 0, valid.stdout + valid.stderr
@@ -126,7 +123,7 @@ def test_xslt_marks_exactly_the_shared_disk_shareable(rendered, stack, tmp_path)
         # Everything else survives untouched.
         assert len(disks) == len(ET.fromstring(source.read_text()).findall("./devices/disk"))
         assert ET.fromstring(result.stdout).find("./devices/interface/mac").get("address") == \
-            domain["inputs"]["networkInterfaces"][0]["mac"]
+            domain.inputs["networkInterfaces"][0]["mac"]
 
 
 # A host device holding every character XML or XPath could take for syntax.

@@ -263,6 +263,8 @@ def test_a_control_node_gets_what_the_recipe_measured(debian, defaults, tmp_path
     assert len(re.findall(r"(?m)^processes\s*=", metadata)) == 1
     assert node.get("/etc/nova/nova-api-uwsgi.ini", "uwsgi", "processes") == \
         str(s.openstack.workers)
+    # Debian runs neutron-api with 32 threads; eventlet-patched, it hangs with more than one.
+    assert node.get("/etc/neutron/neutron-api-uwsgi.ini", "uwsgi", "threads") == "1"
     # zed refuses linuxbridge without it; the agent bridges the interface holding the address.
     assert node.get("/etc/neutron/neutron.conf", "experimental", "linuxbridge") == "true"
     assert node.get("/etc/neutron/plugins/ml2/linuxbridge_agent.ini", "linux_bridge",

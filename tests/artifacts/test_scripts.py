@@ -2,7 +2,6 @@
 its secret from stdin whole."""
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -10,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from components.node import ROOT_PROLOGUE
+from manifest_schema import Manifest
 from tests.conftest import STACKS
 
 
 def scripts(out: Path) -> list[Path]:
-    manifest = json.loads((out / "manifest.json").read_text())
-    return [out / path for resource in manifest["resources"]
-            for role, path in resource["files"].items() if role in ("create", "update", "delete")]
+    return [out / path for resource in Manifest.load(out).resources
+            for role, path in resource.files.items() if role in ("create", "update", "delete")]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -64,14 +63,13 @@ def test_secrets_read_from_stdin_arrive_whole(rendered, stack, tmp_path):
     """Each step with stdin reads it once, whole: a two-line secret arrives intact (only trailing
     newlines dropped), the rendered stdin too, and an empty stdin stops the script."""
     out = rendered(stack)
-    manifest = json.loads((out / "manifest.json").read_text())
     checked = 0
-    for resource in manifest["resources"]:
-        if "stdin" not in resource["files"]:
+    for resource in Manifest.load(out).resources:
+        if "stdin" not in resource.files:
             continue
-        rendered_stdin = (out / resource["files"]["stdin"]).read_text()
+        rendered_stdin = (out / resource.files["stdin"]).read_text()
         for role in ("create", "update"):
-            path = resource["files"].get(role)
+            path = resource.files.get(role)
             if path is None:
                 continue
             reads = secret_reads((out / path).read_text())

@@ -1,13 +1,13 @@
 """The TLS material a node receives, checked with openssl: a real chain with the expected names."""
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from components.tls import certificate_names
+from manifest_schema import Manifest
 from tests.artifacts.test_haproxy_config import split_blocks
 from tests.conftest import stack_config
 from tools import render
@@ -19,16 +19,23 @@ def openssl(*argv: str) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
-def material(tmp_path_factory) -> tuple[render.Graph, dict[str, Path]]:
-    """ctl1's TLS install stdin from the rendered prod stack, one file per block."""
-    graph = render.run_program(stack_config("prod"), "prod")
+def rendered_material(tmp_path_factory, **config) -> tuple[render.Graph, dict[str, Path]]:
+    """ctl1's TLS install stdin from the rendered prod stack, one file per block, and the CA its
+    trust step installs (`ca`)."""
+    graph = render.run_program(stack_config("prod", **config), "prod")
     out = tmp_path_factory.mktemp("prod")
     render.write(graph, out)
-    manifest = json.loads((out / "manifest.json").read_text())
-    (step,) = [r for r in manifest["resources"] if r["name"] == "ctl1-tls-install"]
+    manifest = Manifest.load(out)
+    step = manifest.resource("ctl1-tls-install")
     blocks = tmp_path_factory.mktemp("blocks")
-    return graph, split_blocks((out / step["files"]["stdin"]).read_text(), blocks)
+    files = split_blocks((out / step.files["stdin"]).read_text(), blocks)
+    files["ca"] = out / manifest.resource("ctl1-tls-trust").files["stdin"]
+    return graph, files
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory) -> tuple[render.Graph, dict[str, Path]]:
+    return rendered_material(tmp_path_factory)
 
 
 def certificates(graph: render.Graph, files: dict[str, Path]) -> dict[str, Path]:
@@ -43,6 +50,21 @@ def test_every_certificate_chains_to_the_stack_ca(material):
     for name, cert in certificates(graph, files).items():
         result = openssl("verify", "-CAfile", str(files["ca"]), "-purpose", "sslserver", str(cert))
         assert result.strip().endswith("OK"), name
+
+
+def test_during_a_ca_change_both_generations_verify_against_the_nodes_two_ca_file(
+        material, tmp_path_factory, tmp_path):
+    """What a node trusts between its trust step and its prune: the new CA, then the old."""
+    graph, files = material
+    rotated, new_files = rendered_material(tmp_path_factory,
+                                           tls={"enabled": True, "caGeneration": 2})
+    both = tmp_path / "both.pem"
+    both.write_text(new_files["ca"].read_text() + files["ca"].read_text())
+    for generation, found in ((1, certificates(graph, files)),
+                              (2, certificates(rotated, new_files))):
+        for name, cert in found.items():
+            result = openssl("verify", "-CAfile", str(both), "-purpose", "sslserver", str(cert))
+            assert result.strip().endswith("OK"), (generation, name)
 
 
 def test_certificates_name_the_vip_and_every_control_node(material):

@@ -16,10 +16,11 @@ from tools import replay
 
 def _exit_on_signal(signum, _frame) -> None:
     # SIGTERM (CI timeout, kill) or Ctrl-C: end the lab first, so no step still running on a node
-    # keeps the run waiting, then raise so the fixture's teardown runs too.
+    # keeps the run waiting, then end the session (the fixture's teardown runs too). Not
+    # sys.exit: pytest reports a SystemExit as the test's failure and goes on to the next test.
     replay.STOP.set()
     session.ensure_down()
-    sys.exit(f"lab interrupted by signal {signum}")
+    pytest.exit(f"lab interrupted by signal {signum}", returncode=1)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -28,7 +29,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     running = item.funcargs.get("lab") if hasattr(item, "funcargs") else None
-    if report.failed and isinstance(running, session.Lab):
+    # After a signal the lab is already down: there is nothing left to take evidence from.
+    if report.failed and isinstance(running, session.Lab) and not replay.STOP.is_set():
         saved = evidence.save(running, f"{item.name}.{report.when}")
         report.sections.append(("lab evidence", f"cluster state and node logs: {saved}"))
         print(f"\n{item.name}: cluster state and node logs saved in {saved}", file=sys.stderr,

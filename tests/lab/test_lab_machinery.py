@@ -18,14 +18,16 @@ import time
 import tty
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import settings as stack_settings
 from bench import interrupted
 from bench import maintenance as maintenance_bench
-from lab import checks, consoles, containers, drill, evidence, session, vms
+from lab import checks, consoles, containers, drill, evidence, hypervisor, session, vms
 from lab.hypervisor import STATE_DIR
+from manifest_schema import Manifest, Network, Node
 from tools import render, replay
 
 LAB = Path(__file__).resolve().parents[2] / "lab"
@@ -34,22 +36,18 @@ LAB = Path(__file__).resolve().parents[2] / "lab"
 @pytest.fixture(scope="module")
 def lab_stack(rendered):
     out = rendered("lab")
-    return out, json.loads((out / "manifest.json").read_text())
+    return out, Manifest.load(out)
 
 
-def resource(manifest: dict, name: str) -> dict:
-    return next(r for r in manifest["resources"] if r["name"] == name)
-
-
-def transformed_domain(out: Path, manifest: dict, node: dict, tmp_path: Path) -> ET.Element:
+def transformed_domain(out: Path, manifest: Manifest, node: Node, tmp_path: Path) -> ET.Element:
     """The XML the lab defines for `node`: its own domain XML through the stack's XSLT (the
     control nodes')."""
-    shared = STATE_DIR / resource(manifest, "shared-disk-volume")["inputs"]["name"]
-    plain = tmp_path / f"{node['name']}-plain.xml"
+    shared = STATE_DIR / manifest.resource("shared-disk-volume").inputs["name"]
+    plain = tmp_path / f"{node.name}-plain.xml"
     plain.write_text(vms.domain_xml(node, Path("/image"), tmp_path / "root.qcow2",
-                                    tmp_path / "seed.iso", shared if node["shared_disk"] else None,
-                                    manifest["network"]["name"], f"osha-{node['name']}"))
-    files = resource(manifest, f"{node['name']}-domain")["files"]
+                                    tmp_path / "seed.iso", shared if node.shared_disk else None,
+                                    manifest.network.name, f"osha-{node.name}"))
+    files = manifest.resource(f"{node.name}-domain").files
     if "xslt" not in files:  # a compute node: no shared disk, nothing to transform
         return ET.fromstring(plain.read_text())
     xslt = out / files["xslt"]
@@ -59,11 +57,11 @@ def transformed_domain(out: Path, manifest: dict, node: dict, tmp_path: Path) ->
 
 def test_only_the_shared_disk_becomes_shareable_and_uncached(lab_stack, tmp_path):
     out, manifest = lab_stack
-    for node in manifest["nodes"]:
+    for node in manifest.nodes:
         domain = transformed_domain(out, manifest, node, tmp_path)
         disks = domain.findall("devices/disk[@device='disk']")
         shared = [d for d in disks if d.find("shareable") is not None]
-        assert len(shared) == (1 if node["shared_disk"] else 0), node["name"]
+        assert len(shared) == (1 if node.shared_disk else 0), node.name
         for disk in shared:
             assert disk.find("driver").attrib["type"] == "raw"
             assert disk.find("driver").attrib["cache"] == "none"
@@ -74,7 +72,7 @@ def test_only_the_shared_disk_becomes_shareable_and_uncached(lab_stack, tmp_path
 
 def test_domains_are_software_emulated_with_a_small_translation_cache(lab_stack, tmp_path):
     out, manifest = lab_stack
-    domain = transformed_domain(out, manifest, manifest["nodes"][0], tmp_path)
+    domain = transformed_domain(out, manifest, manifest.nodes[0], tmp_path)
     assert domain.attrib["type"] == "qemu"
     assert domain.find("cpu") is None
     assert domain.find("features/tcg/tb-cache").text == str(vms.TB_CACHE_MIB)
@@ -82,43 +80,105 @@ def test_domains_are_software_emulated_with_a_small_translation_cache(lab_stack,
 
 def test_domains_attach_to_the_stacks_network_with_the_rendered_mac(lab_stack, tmp_path):
     out, manifest = lab_stack
-    for node in manifest["nodes"]:
+    for node in manifest.nodes:
         interfaces = transformed_domain(out, manifest, node, tmp_path).findall("devices/interface")
         assert [(i.find("source").attrib["network"], i.find("mac").attrib["address"])
-                for i in interfaces] == [(manifest["network"]["name"], node["mac"])]
+                for i in interfaces] == [(manifest.network.name, node.mac)]
 
 
 SHARED_DEVICE = "/dev/disk/by-id/virtio-osha-shared"
 REPOSITORY = Path("/var/cache/openstack-ha-lab/repo-0123456789abcdef")
 
 
-def container_domain(manifest: dict, node: dict) -> str:
-    return containers.domain_xml(node, Path("/var/lib/osha-lab/nodes") / node["name"] / "root",
-                                 manifest["network"]["name"], f"osha-{node['name']}",
-                                 SHARED_DEVICE if node["shared_disk"] else None, REPOSITORY)
+def container_domain(manifest: Manifest, node: Node) -> str:
+    return containers.domain_xml(node, Path("/var/lib/osha-lab/nodes") / node.name / "root",
+                                 manifest.network.name, f"osha-{node.name}",
+                                 SHARED_DEVICE if node.shared_disk else None, REPOSITORY)
 
 
-@pytest.mark.skipif(not shutil.which("virt-xml-validate"), reason="libvirt-clients is not installed")
+def passes_libvirts_schema(path: Path, schema: str) -> None:
+    subprocess.run(["virt-xml-validate", str(path), schema], check=True, capture_output=True)
+
+
+needs_libvirts_schema = pytest.mark.skipif(not shutil.which("virt-xml-validate"),
+                                           reason="libvirt-clients is not installed")
+
+
+@needs_libvirts_schema
 def test_container_domains_pass_libvirts_schema(lab_stack, tmp_path):
     _, manifest = lab_stack
-    for node in manifest["nodes"]:
-        path = tmp_path / f"{node['name']}.xml"
+    for node in manifest.nodes:
+        path = tmp_path / f"{node.name}.xml"
         path.write_text(container_domain(manifest, node))
-        subprocess.run(["virt-xml-validate", str(path), "domain"], check=True,
-                       capture_output=True)
+        passes_libvirts_schema(path, "domain")
+
+
+@needs_libvirts_schema
+def test_vm_domains_pass_libvirts_schema_before_and_after_the_stacks_xslt(lab_stack, tmp_path):
+    out, manifest = lab_stack
+    for node in manifest.nodes:
+        transformed = tmp_path / f"{node.name}.xml"
+        transformed.write_bytes(ET.tostring(transformed_domain(out, manifest, node, tmp_path)))
+        passes_libvirts_schema(tmp_path / f"{node.name}-plain.xml", "domain")
+        passes_libvirts_schema(transformed, "domain")
+
+
+@needs_libvirts_schema
+def test_the_lab_network_passes_libvirts_schema(lab_stack, tmp_path):
+    _, manifest = lab_stack
+    path = tmp_path / "network.xml"
+    path.write_text(hypervisor.network_xml(manifest.network))
+    passes_libvirts_schema(path, "network")
+
+
+HOSTILE = "x'<&>\"y"
+
+
+def test_a_value_in_the_labs_libvirt_xml_stays_text(tmp_path):
+    """Names and paths land in element text and single-quoted attributes: escaped, they can
+    neither end an attribute nor open an element."""
+    node = Node(name=HOSTILE, role="control", ip=HOSTILE, mac=HOSTILE, domain=HOSTILE, vcpu=1,
+                memory_mib=1, disk_gib=1, hypervisor=None, shared_disk=True)
+    path = tmp_path / HOSTILE
+    container = ET.fromstring(containers.domain_xml(node, path, HOSTILE, HOSTILE, HOSTILE, path))
+    vm = ET.fromstring(vms.domain_xml(node, path, path, path, path, HOSTILE, HOSTILE))
+    for domain in (container, vm):
+        assert domain.find("name").text == HOSTILE
+        (interface,) = domain.findall("devices/interface")
+        assert [interface.find(e).attrib[a] for e, a in
+                (("source", "network"), ("mac", "address"), ("target", "dev"))] == [HOSTILE] * 3
+    assert container.find("devices/hostdev/source/block").text == HOSTILE
+    assert {f.find("source").attrib["dir"] for f in container.iterfind("devices/filesystem")} == \
+        {str(path)}
+    assert [d.find("source").attrib["file"] for d in vm.iterfind("devices/disk")] == \
+        [str(path)] * 3
+    assert vm.find("os/kernel").text == str(path / "vmlinuz")
+    network = ET.fromstring(hypervisor.network_xml(Network(
+        name=HOSTILE, domain=HOSTILE, gateway=HOSTILE, cidr="10.20.0.0/24", mode="isolated")))
+    assert network.find("name").text == HOSTILE
+    assert network.find("domain").attrib["name"] == network.find("ip").attrib["address"] == HOSTILE
 
 
 def test_control_containers_get_the_shared_disk_at_the_stacks_device_path(lab_stack):
     _, manifest = lab_stack
-    for node in manifest["nodes"]:
+    for node in manifest.nodes:
         domain = ET.fromstring(container_domain(manifest, node))
         assert domain.attrib["type"] == "lxc"
-        assert domain.find("os/init").text == "/sbin/init"
+        # The wrapper that gives the container's systemd its own cgroup tree, then runs it.
+        assert domain.find("os/init").text == f"/{containers.INIT_PATH}"
         blocks = [b.text for b in domain.iterfind("devices/hostdev/source/block")]
-        assert blocks == ([SHARED_DEVICE] if node["shared_disk"] else []), node["name"]
+        assert blocks == ([SHARED_DEVICE] if node.shared_disk else []), node.name
         (interface,) = domain.findall("devices/interface")
-        assert interface.find("mac").attrib["address"] == node["mac"]
-        assert interface.find("source").attrib["network"] == manifest["network"]["name"]
+        assert interface.find("mac").attrib["address"] == node.mac
+        assert interface.find("source").attrib["network"] == manifest.network.name
+
+
+def test_the_containers_init_runs_systemd_as_pid_1_after_moving_to_its_own_cgroup():
+    script = containers.INIT.read_text().splitlines()
+    assert os.access(containers.INIT, os.X_OK)
+    assert 'echo $$ > "$cgroup/cgroup.procs"' in script
+    # exec keeps the PID: systemd must be the container's PID 1.
+    assert script[-1] == 'exec /sbin/init "$@"'
 
 
 def test_every_container_mounts_the_package_repository_read_only_at_its_apt_source(lab_stack):
@@ -128,10 +188,10 @@ def test_every_container_mounts_the_package_repository_read_only_at_its_apt_sour
     sources = re.findall(r"^echo '(deb .*)' > \"\$root/etc/apt/sources.list\"$",
                          (LAB / "build-rootfs.sh").read_text(), re.MULTILINE)
     assert sources == [f"deb [trusted=yes] file:{containers.REPOSITORY_DIR} ./"]
-    for node in manifest["nodes"]:
+    for node in manifest.nodes:
         domain = ET.fromstring(container_domain(manifest, node))
         mounts = {f.find("target").attrib["dir"]: f for f in domain.iterfind("devices/filesystem")}
-        assert sorted(mounts) == ["/", containers.REPOSITORY_DIR], node["name"]
+        assert sorted(mounts) == ["/", containers.REPOSITORY_DIR], node.name
         repository = mounts[containers.REPOSITORY_DIR]
         assert repository.find("source").attrib["dir"] == str(REPOSITORY)
         assert repository.find("readonly") is not None
@@ -143,8 +203,8 @@ def test_the_repository_holds_every_package_the_install_step_asks_for(lab_stack)
     (rendered into each node's script), for control and compute nodes alike."""
     out, manifest = lab_stack
     asked = set()
-    for node in manifest["nodes"]:
-        script = (out / resource(manifest, f"{node['name']}-openstack-install")["files"]["create"]
+    for node in manifest.nodes:
+        script = (out / manifest.resource(f"{node.name}-openstack-install").files["create"]
                   ).read_text()
         (line,) = re.findall(r"^packages=\((.*)\)$", script, re.MULTILINE)
         asked |= set(line.split())
@@ -200,13 +260,13 @@ def test_drill_chart_draws_a_png(tmp_path):
                     reason="genisoimage (with isoinfo) is not installed")
 def test_seed_iso_holds_the_rendered_cloud_init_files_verbatim(lab_stack, tmp_path):
     out, manifest = lab_stack
-    node = manifest["nodes"][0]
-    seed = resource(manifest, f"{node['name']}-cloudinit")
+    node = manifest.nodes[0]
+    seed = manifest.resource(f"{node.name}-cloudinit")
     iso = vms.seed_iso(out, seed, tmp_path / "seed.iso")
     volume = subprocess.run(["isoinfo", "-d", "-i", str(iso)], capture_output=True, text=True,
                             check=True).stdout
     assert "Volume id: cidata" in volume
-    for role, path in seed["files"].items():
+    for role, path in seed.files.items():
         carried = subprocess.run(["isoinfo", "-R", "-i", str(iso), "-x", f"/{role}"],
                                  capture_output=True, text=True, check=True).stdout
         assert carried == (out / path).read_text(), role
@@ -313,18 +373,24 @@ class FakeNodes:
         self.commands: list[tuple[str, str]] = []
 
     def is_running(self, node):
-        return node["name"] not in self.down
+        return node.name not in self.down
 
     def exec(self, node, command, timeout=30):
-        self.commands.append((node["name"], command))
-        return subprocess.CompletedProcess([], 0, f"{command.split()[0]} output of {node['name']}\n", "")
+        self.commands.append((node.name, command))
+        return subprocess.CompletedProcess([], 0, f"{command.split()[0]} output of {node.name}\n", "")
+
+
+def fake_node(name: str, role: str) -> Node:
+    return Node(name=name, role=role, ip="10.0.0.1", mac="52:54:00:00:00:01", domain=name,
+                vcpu=1, memory_mib=1024, disk_gib=10, hypervisor=None,
+                shared_disk=role == "control")
 
 
 class FakeLab:
     def __init__(self, tmp_path, crm_mon=CRM_MON_FAILED_START, down=()):
-        self.manifest = {"nodes": [{"name": f"ctl{i}", "role": "control"} for i in (1, 2, 3)]
-                         + [{"name": "cmp1", "role": "compute"}]}
-        self.controls = self.manifest["nodes"][:3]
+        self.manifest = SimpleNamespace(nodes=[fake_node(f"ctl{i}", "control") for i in (1, 2, 3)]
+                                        + [fake_node("cmp1", "compute")])
+        self.controls = self.manifest.nodes[:3]
         self.nodes = FakeNodes(down)
         self.crm_mon = crm_mon
         self.artifacts = tmp_path / "artifacts"
@@ -378,6 +444,19 @@ def test_the_first_converge_is_killed_where_chosen_or_where_the_seed_draws(lab_s
         assert 0 <= point.seconds <= 120
         drawn.add(point.step)
     assert len(drawn) > 5
+
+
+def test_the_bench_kills_within_the_drawn_steps_time_in_the_clean_run(lab_stack):
+    """The bench's points: a 0-120 s point fell after a short late step and the whole run had
+    ended, so nothing was killed. Given the clean run's step times, each point is within its
+    step's."""
+    rendered = replay.Rendered.load(lab_stack[0])
+    steps, _ = session.steps_of(rendered)
+    durations = {step: 1.0 + index % 7 for index, step in enumerate(steps)}
+    for seed in range(40):
+        point = session.drawn_interruption(rendered, steps, seed, durations)
+        assert point == session.drawn_interruption(rendered, steps, seed, durations)
+        assert 0 <= point.seconds <= durations[point.step], point
 
 
 def test_the_interrupted_bench_report_round_trips_and_tables_each_run(tmp_path):

@@ -1,7 +1,6 @@
 """No trust on first use: each node's SSH host key comes from the stack and every connection pins it."""
 from __future__ import annotations
 
-import json
 import shlex
 
 import pytest
@@ -9,9 +8,10 @@ import yaml
 
 import settings
 from components.fencing import pinned_host_key
+from manifest_schema import Manifest
 from tests.conftest import stack_config
 from tools import render
-from tools.render import COPY, LOCAL, REMOTE, SEED
+from tools.render import COPY, LOCAL, REMOTE, SEED, crypto
 
 
 def node_of(graph: render.Graph, host: str):
@@ -20,7 +20,7 @@ def node_of(graph: render.Graph, host: str):
 
 def host_public_key(graph: render.Graph, node_name: str) -> str:
     private = graph.secrets[f"secrets/{node_name}-host-key.key"]
-    return render._key_outputs(render._load_private_key(private))["publicKeyOpenssh"]
+    return crypto.key_outputs(crypto.load_private_key(private))["publicKeyOpenssh"]
 
 
 def test_every_connection_to_a_node_pins_that_nodes_generated_key(dev_graph):
@@ -64,20 +64,20 @@ def test_each_nodes_host_key_is_a_stack_output(dev_graph):
 
 def test_the_manifest_names_each_hosts_key_and_the_seed_stays_under_secrets(rendered):
     out = rendered("dev")
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = Manifest.load(out)
     graph = render.run_program(render.stack_config("dev"), "dev")
-    for resource in manifest["resources"]:
-        host = resource["host"] or {}
-        if host.get("user"):
-            node = node_of(graph, host["host"])
-            assert host["host_key"] == host_public_key(graph, node.name).strip(), resource["name"]
-    for seed in [r for r in manifest["resources"] if r["type"] == SEED]:
-        secret_path = seed["files"]["user-data"]
-        assert secret_path == f"secrets/{seed['name']}/user-data"
+    for resource in manifest.resources:
+        host = resource.host
+        if host and host.user:
+            node = node_of(graph, host.host)
+            assert host.host_key == host_public_key(graph, node.name).strip(), resource.name
+    for seed in [r for r in manifest.resources if r.type == SEED]:
+        secret_path = seed.files["user-data"]
+        assert secret_path == f"secrets/{seed.name}/user-data"
         real = (out / secret_path).read_text()
         assert "OPENSSH PRIVATE KEY" in real and (out / secret_path).stat().st_mode & 0o077 == 0
         # The review copy: the same document, the private key shown as [secret].
-        review = yaml.safe_load((out / seed["name"] / "user-data").read_text())
+        review = yaml.safe_load((out / seed.name / "user-data").read_text())
         assert review["ssh_keys"]["ed25519_private"] == "[secret]"
         assert {**yaml.safe_load(real.split("\n", 1)[1]),
                 "ssh_keys": review["ssh_keys"]} == review

@@ -1,4 +1,4 @@
-"""tools/render.py's artifacts(): every text the program makes, with its role and kind."""
+"""tools/render's artifacts(): every text the program makes, with its role and kind."""
 from __future__ import annotations
 
 import subprocess

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 import settings
+from manifest_schema import Manifest
 from tools import render
 
 PASSWORDS = {"haclusterPassword": "hacluster-Secret-7f3a", "rhsmPassword": "rhsm-Secret-91c2",
@@ -137,9 +138,9 @@ def test_every_accepted_secret_is_consumed_by_a_step(rendered):
 
 def test_the_manifest_names_the_given_admin_key(rendered):
     _, out = rendered
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["ssh"]["private_key_file"] == "secrets/adminSshPrivateKey"
-    assert Path(out / manifest["ssh"]["private_key_file"]).read_text().strip() == ADMIN_KEY.strip()
+    manifest = Manifest.load(out)
+    assert manifest.ssh.private_key_file == "secrets/adminSshPrivateKey"
+    assert Path(out / manifest.ssh.private_key_file).read_text().strip() == ADMIN_KEY.strip()
 
 
 def test_render_main_takes_a_secret_the_stack_file_lacks(tmp_path, monkeypatch, capsys):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from manifest_schema import Host, Manifest, Network, Resource, Ssh
 from tests.conftest import stack_config
 from tools import render, replay
 
@@ -46,10 +47,9 @@ def test_order_puts_every_step_after_its_dependencies(rendered):
         assert all(order.index(d) < position for d in steps.dependencies(name)), name
 
 
-def target(step: dict) -> str:
+def target(step: Resource) -> str:
     """What the recorded argv ends with before the text: user@host for ssh, -c for local."""
-    host = step["host"]
-    return f"{host['user']}@{host['host']}" if host.get("user") else "-c"
+    return f"{step.host.user}@{step.host.host}" if step.host.user else "-c"
 
 
 def by_step(steps: replay.Rendered, calls: list[dict], phase: str):
@@ -67,22 +67,21 @@ def test_create_runs_rendered_text_with_stdin_after_dependencies(rendered, recor
     copies = {c["argv"][-1]: c for c in recorded() if c["argv"][0] == "scp"}
     commands = [c for c in recorded() if c["argv"][0] != "scp"]
     for name, step in steps.steps.items():
-        if step["type"] == "command:remote:CopyToRemote":
-            host = step["host"]
-            copy = copies[f"{host['user']}@{host['host']}:{step['inputs']['remotePath']}"]
-            assert copy["argv"][-2] == str(steps.root / step["files"]["source"])
+        if step.type == "command:remote:CopyToRemote":
+            copy = copies[f"{step.host.user}@{step.host.host}:{step.inputs['remotePath']}"]
+            assert copy["argv"][-2] == str(steps.root / step.files["source"])
     call = by_step(steps, commands, "create")
     for name, step in steps.steps.items():
-        if step["type"] == "command:remote:CopyToRemote":
+        if step.type == "command:remote:CopyToRemote":
             continue
         argv = call(name)["argv"]
-        if step["type"] == "command:remote:Command":
+        if step.type == "command:remote:Command":
             assert argv[0] == "ssh"
         else:
-            assert argv[:2] == step["inputs"].get("interpreter", ["/bin/sh", "-c"])
+            assert argv[:2] == step.inputs.get("interpreter", ["/bin/sh", "-c"])
         assert call(name)["stdin"] == (steps.text(name, "stdin") or "")
         for dependency in steps.dependencies(name):
-            if steps.steps[dependency]["type"] != "command:remote:CopyToRemote":
+            if steps.steps[dependency].type != "command:remote:CopyToRemote":
                 assert call(dependency)["end"] <= call(name)["start"], (dependency, name)
 
 
@@ -113,17 +112,27 @@ def test_a_failing_step_stops_the_replay(rendered, tmp_path):
     assert all(not steps.dependencies(r.name) for r in replayer.results)
 
 
+def render_of(root, resources: list[Resource]) -> replay.Rendered:
+    """A render of just these steps (no nodes), loaded as the replay loads one."""
+    network = Network(name="test", cidr="10.0.0.0/24", gateway="10.0.0.1", domain="test",
+                      mode="isolated")
+    Manifest(stack="test", vip="10.0.0.2", network=network, nodes=[],
+             ssh=Ssh(user="root", private_key_file="secrets/key"), outputs={},
+             resources=resources).write(root)
+    return replay.Rendered.load(root)
+
+
 def local_steps(root, steps: dict[str, tuple[str, list[str]]]) -> replay.Rendered:
     """A render of local steps: name: (its shell text, the steps it waits for)."""
     resources = []
     for name, (text, after) in steps.items():
         (root / name).mkdir(parents=True)
         (root / name / "create.sh").write_text(text)
-        resources.append({"name": name, "type": "command:local:Command", "parent": None,
-                          "depends_on": after, "waits_for": after,
-                          "files": {"create": f"{name}/create.sh"}, "inputs": {}})
-    (root / "manifest.json").write_text(json.dumps({"nodes": [], "resources": resources}))
-    return replay.Rendered.load(root)
+        resources.append(Resource(name=name, type="command:local:Command", parent=None,
+                                  depends_on=after, waits_for=after,
+                                  host=Host(host="localhost"),
+                                  files={"create": f"{name}/create.sh"}, inputs={}))
+    return render_of(root, resources)
 
 
 def test_an_interruption_kills_the_steps_in_flight_and_starts_nothing_more(tmp_path):
@@ -180,7 +189,7 @@ def test_changed_steps_are_exactly_the_edited_ones(rendered, tmp_path):
     old, unchanged = replay.Rendered.load(old_dir), replay.Rendered.load(new_dir)
     assert replay.changed_steps(old, unchanged) == []
     victim = unchanged.order()[-1]
-    script = new_dir / unchanged.steps[victim]["files"]["create"]
+    script = new_dir / unchanged.steps[victim].files["create"]
     script.write_text(script.read_text() + "# edited\n")
     assert replay.changed_steps(old, replay.Rendered.load(new_dir)) == [victim]
 
@@ -190,9 +199,9 @@ def test_ssh_trusts_exactly_the_host_keys_the_manifest_pins(rendered, recorder):
     steps = replay.Rendered.load(rendered("dev"))
     replay.Replayer(steps, wrap=wrap).run("create", ["ctl1-ready", "ctl1-haproxy-config"])
     known_hosts = steps.root / "known_hosts"
-    pinned = {f"{s['host']['host']} {s['host']['host_key']}" for s in steps.steps.values()
-              if s["host"].get("host_key")}
-    assert len(pinned) == len(steps.manifest["nodes"])
+    pinned = {f"{s.host.host} {s.host.host_key}" for s in steps.steps.values()
+              if s.host.host_key}
+    assert len(pinned) == len(steps.manifest.nodes)
     assert sorted(known_hosts.read_text().splitlines()) == sorted(pinned)
     assert len(recorded()) == 2
     for call in recorded():
@@ -250,14 +259,11 @@ def one_step_render(root, port: int, host_key: str, client_key) -> replay.Render
     """A render with one remote step on the loopback sshd."""
     (root / "probe").mkdir(parents=True)
     (root / "probe" / "create.sh").write_text("echo logged in as $(id -un)\n")
-    host = {"host": "127.0.0.1", "port": port, "user": "root",
-            "private_key_file": str(client_key), "host_key": host_key}
-    manifest = {"nodes": [], "resources": [{
-        "name": "probe", "type": replay.REMOTE, "parent": None, "depends_on": [],
-        "waits_for": [], "host": host, "files": {"create": "probe/create.sh"},
-        "inputs": {"connection": {"dialErrorLimit": 1}}}]}
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return replay.Rendered.load(root)
+    host = Host(host="127.0.0.1", port=port, user="root", private_key_file=str(client_key),
+                host_key=host_key)
+    return render_of(root, [Resource(
+        name="probe", type=replay.REMOTE, parent=None, depends_on=[], waits_for=[], host=host,
+        files={"create": "probe/create.sh"}, inputs={"connection": {"dialErrorLimit": 1}})])
 
 
 def test_a_step_runs_on_a_host_answering_with_its_pinned_key(sshd, tmp_path):

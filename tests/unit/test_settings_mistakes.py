@@ -425,11 +425,11 @@ def test_merge_keys_merge_as_pulumis_reader_merges_them(tmp_path):
     path.write_text("config:\n  openstack-ha:cluster: &cluster {name: osha, stickiness: 100}\n"
                     "  openstack-ha:fencing:\n    <<: {enabled: true, action: off}\n"
                     "    action: reboot\n")
-    assert render.read_stack_file(path) == {
+    assert settings.read_stack_file(path) == {
         "openstack-ha:cluster": {"name": "osha", "stickiness": 100},
         "openstack-ha:fencing": {"enabled": True, "action": "reboot"}}
     path.write_text("config:\n  openstack-ha:fencing:\n    <<: {enabled: true}\n"
                     "    action: reboot\n    action: off\n")
     with pytest.raises(settings.SettingsError) as caught:
-        render.read_stack_file(path)
+        settings.read_stack_file(path)
     assert "given twice" in caught.value.problems[0]

@@ -32,21 +32,61 @@ def test_tls_off_asks_no_plain_mysql_refusal_and_makes_no_tls_resources():
     graph = render.run_program(stack_config("dev", tls={"enabled": False}), "dev")
     assert not [r for r in graph.registrations if r.type.startswith("tls:index/")
                 and r.name.startswith("tls-")]
-    assert not [r for r in graph.registrations if r.name.endswith("-tls-install")]
+    assert not [r for r in graph.registrations if "-tls-" in r.name]
     assert "caCertificate" not in graph.outputs
 
 
 def test_compute_nodes_get_the_ca_only_before_their_services_start(prod_graph):
     ca = prod_graph.outputs["caCertificate"]
     for node in prod_graph.settings.computes:
-        install = prod_graph.named(f"{node.name}-tls-install")
-        blocks = [line.split()[1] for line in install.inputs["stdin"].splitlines()
-                  if line.startswith("### ")]
-        assert blocks == ["ca"] and ca.strip() in install.inputs["stdin"]
-        # No MySQL or broker settings, no restarts: a compute node runs neither.
-        assert "\nwrite_config " not in install.inputs["create"]
-        assert "restart_here" not in install.inputs["create"]
-        assert install.name in prod_graph.upstream(f"{node.name}-openstack-start")
+        assert not [r for r in prod_graph.registrations if r.name == f"{node.name}-tls-install"]
+        for step in (f"{node.name}-tls-trust", f"{node.name}-tls-trust-prune"):
+            trust = prod_graph.named(step)
+            assert trust.inputs["stdin"].strip() == ca.strip()
+            # No MySQL or broker to reload: a compute node runs neither.
+            assert "reload_here" not in trust.inputs["create"]
+        assert f"{node.name}-tls-trust" in prod_graph.upstream(f"{node.name}-openstack-start")
+
+
+def test_every_node_trusts_the_new_ca_before_any_certificate_it_signed_is_installed(prod_graph):
+    """The three phases of a CA change, across nodes: trust added everywhere, then the control
+    nodes' certificates, then the old CA pruned everywhere."""
+    nodes = [*prod_graph.settings.controls, *prod_graph.settings.computes]
+    trusts = {f"{n.name}-tls-trust" for n in nodes}
+    installs = {f"{n.name}-tls-install" for n in prod_graph.settings.controls}
+    for install in installs:
+        assert trusts <= set(prod_graph.upstream(install)), install
+    for node in nodes:
+        prune = prod_graph.named(f"{node.name}-tls-trust-prune")
+        assert installs <= set(prod_graph.upstream(prune.name)), prune.name
+        # The first reads what the node trusted, to keep it; the prune writes the stack CA alone.
+        keeps = 'awk -v dir="$work"'
+        assert keeps in prod_graph.named(f"{node.name}-tls-trust").inputs["create"]
+        assert keeps not in prune.inputs["create"]
+
+
+def test_a_compute_nodes_trust_step_is_its_former_tls_install(prod_graph):
+    """Stacks that began with one `<node>-tls-install` (the CA alone) on a compute node update it
+    in place: deleting it after the trust step's create would take the CA away again."""
+    for node in prod_graph.settings.computes:
+        aliases = prod_graph.named(f"{node.name}-tls-trust").aliases
+        assert [a.rsplit("::", 1)[-1] for a in aliases] == [f"{node.name}-tls-install"], aliases
+
+
+def test_a_new_ca_generation_issues_a_new_ca_and_every_certificate_and_trust_step(prod_graph):
+    rotated = render.run_program(stack_config("prod", tls={"enabled": True, "caGeneration": 2}),
+                                 "prod")
+    assert rotated.outputs["caCertificate"] != prod_graph.outputs["caCertificate"]
+    assert sorted(r.name for r in rotated.registrations if r.name.startswith("tls-ca-")) == \
+        ["tls-ca-cert-2", "tls-ca-key-2"]
+    # A client trusting both during the change tells them apart by name.
+    assert rotated.named("tls-ca-cert-2").inputs["subject"]["commonName"] != \
+        prod_graph.named("tls-ca-cert").inputs["subject"]["commonName"]
+    changed = {r.name for r in rotated.of_type(COMMAND)
+               if r.inputs != prod_graph.named(r.name).inputs}
+    nodes = [*rotated.settings.controls, *rotated.settings.computes]
+    assert changed == {f"{n.name}-tls-{phase}" for n in nodes for phase in ("trust", "trust-prune")
+                       } | {f"{n.name}-tls-install" for n in rotated.settings.controls}
 
 
 def test_one_certificate_per_public_service_plus_mysql_and_broker(prod_graph):

@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from manifest_schema import Manifest
 from tests.conftest import stack_config
 from tools import render
-from tools.render import DOMAIN, NETWORK, PROVIDER, REMOTE, SEED, VOLUME
+from tools.render import DOMAIN, NETWORK, PROVIDER, REMOTE, SEED, VOLUME, crypto
 
 
 
@@ -112,7 +113,7 @@ def test_isolated_network_mode_maps_to_libvirt_none():
 
 def test_cloud_init_per_node(dev_graph):
     key = dev_graph.named("admin-ssh-key")
-    public_key = render._key_outputs(render._private_key("dev", key.name, "ED25519", ""))[
+    public_key = crypto.key_outputs(crypto.private_key("dev", key.name, "ED25519", ""))[
         "publicKeyOpenssh"].strip()
     for node in dev_graph.settings.nodes:
         seed = dev_graph.named(f"{node.name}-cloudinit")
@@ -155,20 +156,16 @@ def test_stack_outputs(dev_graph):
 
 
 def test_rendered_manifest_shape(rendered):
-    import json
-
     out = rendered("dev")
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["stack"] == "dev"
-    domains = [r for r in manifest["resources"] if r["type"] == DOMAIN]
-    shared = [r for r in domains if "xslt" in r["files"]]
-    assert len(shared) == 3 and all((out / r["files"]["xslt"]).is_file() for r in shared)
-    for resource in manifest["resources"]:
-        assert set(resource) == {"name", "type", "parent", "depends_on", "waits_for", "host",
-                                 "files", "inputs"}
-        for path in resource["files"].values():
+    manifest = Manifest.load(out)
+    assert manifest.stack == "dev"
+    domains = [r for r in manifest.resources if r.type == DOMAIN]
+    shared = [r for r in domains if "xslt" in r.files]
+    assert len(shared) == 3 and all((out / r.files["xslt"]).is_file() for r in shared)
+    for resource in manifest.resources:
+        for path in resource.files.values():
             assert (out / path).is_file(), path
-    ready = [r for r in manifest["resources"] if r["name"].endswith("-ready")]
-    assert {r["host"]["host"] for r in ready} == {n["ip"] for n in manifest["nodes"]}
-    assert (out / manifest["ssh"]["private_key_file"]).read_text().startswith(
+    ready = [r for r in manifest.resources if r.name.endswith("-ready")]
+    assert {r.host.host for r in ready} == {n.ip for n in manifest.nodes}
+    assert (out / manifest.ssh.private_key_file).read_text().startswith(
         "-----BEGIN OPENSSH PRIVATE KEY-----")
