@@ -263,8 +263,14 @@ def test_a_control_node_gets_what_the_recipe_measured(debian, defaults, tmp_path
     assert len(re.findall(r"(?m)^processes\s*=", metadata)) == 1
     assert node.get("/etc/nova/nova-api-uwsgi.ini", "uwsgi", "processes") == \
         str(s.openstack.workers)
-    # Debian runs neutron-api with 32 threads; eventlet-patched, it hangs with more than one.
-    assert node.get("/etc/neutron/neutron-api-uwsgi.ini", "uwsgi", "threads") == "1"
+    # Debian runs its APIs with 32 threads; an eventlet code base hangs with more than one.
+    eventlet_inis = sorted(str(ini.relative_to(node.root)) for project in
+                           ("nova", "neutron", "cinder", "heat")
+                           for ini in (node.root / "etc" / project).glob("*-uwsgi.ini"))
+    assert len(eventlet_inis) == 6, eventlet_inis
+    for ini in eventlet_inis:
+        assert node.get(f"/{ini}", "uwsgi", "threads") == "1", ini
+    assert node.get("/etc/keystone/keystone-uwsgi.ini", "uwsgi", "threads") == "4"
     # zed refuses linuxbridge without it; the agent bridges the interface holding the address.
     assert node.get("/etc/neutron/neutron.conf", "experimental", "linuxbridge") == "true"
     assert node.get("/etc/neutron/plugins/ml2/linuxbridge_agent.ini", "linux_bridge",

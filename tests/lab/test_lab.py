@@ -567,16 +567,17 @@ def test_a_new_ca_is_rolled_out_without_a_restart_or_a_refused_call_and_the_old_
 
 
 def test_no_api_worker_hung_after_the_drills_and_planned_work(lab):
-    """An eventlet-patched API run with several uwsgi threads (neutron-api had 4) loses a greenlet
+    """An eventlet code base served by several uwsgi threads (neutron-api had 4) loses a greenlet
     to another thread now and then: the requests that worker holds hang until uwsgi's harakiri
     kills it, and HAProxy answers them 502. Every API log on every control node, after every
-    drill and planned change above, shows neither."""
+    drill and planned change above, shows neither. A failure names the log and the lines before
+    (the traceback: which code switched)."""
     for node in lab.controls:
-        found = lab.ssh(node, "grep -hE 'cannot switch to a different thread|HARAKIRI ON WORKER' "
-                              f"{evidence.OPENSTACK_LOGS} 2>/dev/null | tail -5 || true",
+        found = lab.ssh(node, "grep -H -B 30 -E 'cannot switch to a different thread|HARAKIRI ON "
+                              f"WORKER' {evidence.OPENSTACK_LOGS} 2>/dev/null | tail -100 || true",
                         timeout=120)
-        assert found.returncode == 0 and found.stdout == "", (node.name, found.stdout,
-                                                              found.stderr)
+        assert found.returncode == 0 and found.stdout == "", \
+            f"{node.name}:\n{found.stdout}{found.stderr}"
 
 
 def test_delete_leaves_nothing_with_a_node_down(lab):
