@@ -271,6 +271,13 @@ def test_a_control_node_gets_what_the_recipe_measured(debian, defaults, tmp_path
     for ini in eventlet_inis:
         assert node.get(f"/{ini}", "uwsgi", "threads") == "1", ini
     assert node.get("/etc/keystone/keystone-uwsgi.ini", "uwsgi", "threads") == "4"
+    # Idle RPC consumers notice the broker's move within seconds (RabbitMQ advises 5 to 20 s).
+    heartbeat = CALL_BOUNDS["broker_heartbeat_seconds"]
+    assert 5 <= heartbeat <= 20
+    for conf in ("nova/nova.conf", "neutron/neutron.conf", "cinder/cinder.conf", "heat/heat.conf",
+                 "glance/glance-api.conf"):
+        assert node.get(f"/etc/{conf}", "oslo_messaging_rabbit",
+                        "heartbeat_timeout_threshold") == str(heartbeat), conf
     # zed refuses linuxbridge without it; the agent bridges the interface holding the address.
     assert node.get("/etc/neutron/neutron.conf", "experimental", "linuxbridge") == "true"
     assert node.get("/etc/neutron/plugins/ml2/linuxbridge_agent.ini", "linux_bridge",
