@@ -48,9 +48,10 @@ CALL_BOUNDS = {
     "request_seconds": 90,
     # An idle RPC consumer (conductor, scheduler, compute, agents) learns that the broker at the
     # VIP is gone only when its next heartbeat meets the new holder's reset: with oslo's 60 s,
-    # conductors came back 45-60 s after a fault while nova-api, which reconnects as it sends,
-    # was back in 20 s, and the casts it sent to the new broker meanwhile had no queue to land
-    # in (servers left in BUILD). RabbitMQ advises 5 to 20 s against false positives.
+    # conductors came back 51-62 s after a fault while nova-api, which reconnects as it sends,
+    # was back in 27 s, and the casts it sent to the new broker meanwhile had no queue to land
+    # in (servers left in BUILD); with 10 s they came back in 10-12 s. RabbitMQ advises 5 to
+    # 20 s against false positives.
     "broker_heartbeat_seconds": 10,
 }
 
