@@ -66,11 +66,8 @@ class Containers(Substrate):
                 "&& mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd")
 
     def _loop_device(self) -> str:
-        """One loop device over a raw file named like the stack's shared volume."""
-        volume = self.resources["shared-disk-volume"].inputs
-        path = STATE_DIR / volume["name"]
-        run("truncate", "-s", str(volume["size"]), str(path))
-        loop = run("losetup", "--find", "--show", str(path)).stdout.strip()
+        """One loop device over the shared disk's raw file."""
+        loop = run("losetup", "--find", "--show", str(self.shared_disk_file())).stdout.strip()
         record(loops=[*state().get("loops", []), loop])
         return loop
 
@@ -94,7 +91,7 @@ class Containers(Substrate):
             directory.mkdir(parents=True, exist_ok=True)
         seed = upper / SEED_DIR
         seed.mkdir(parents=True, exist_ok=True)
-        for role, path in self.resources[f"{node.name}-cloudinit"].files.items():
+        for role, path in self.manifest.resource(f"{node.name}-cloudinit").files.items():
             (seed / role).write_text((self.rendered / path).read_text())
         init = upper / INIT_PATH
         init.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from lab.hypervisor import in_namespace, virsh
+from lab.hypervisor import STATE_DIR, in_namespace, run, virsh
 from manifest_schema import Manifest, Node
 
 # libvirtd and its children get a private /dev: the lab can give a device a name there (the
@@ -38,11 +38,18 @@ class Substrate:
         self.rendered = rendered
         self.base = base  # the built rootfs (containers) or image (VMs)
         self.manifest = Manifest.load(rendered)
-        self.resources = {r.name: r for r in self.manifest.resources}
 
     @property
     def nodes(self) -> list[Node]:
         return self.manifest.nodes
+
+    def shared_disk_file(self) -> Path:
+        """The raw file behind the shared disk, named and sized like the stack's shared volume
+        (the stack's XSLT recognises the name)."""
+        volume = self.manifest.resource("shared-disk-volume").inputs
+        path = STATE_DIR / volume["name"]
+        run("truncate", "-s", str(volume["size"]), str(path))
+        return path
 
     # -- the hypervisor side -----------------------------------------------------------------
     def prepare_libvirtd(self) -> str:

@@ -55,24 +55,16 @@ class VMs(Substrate):
         qemu_conf.write_text("namespaces = []\n")
         return f"{super().prepare_libvirtd()} && mount --bind {qemu_conf} /etc/libvirt/qemu.conf"
 
-    def shared_disk(self) -> Path:
-        """The raw file the stack's XSLT recognises: named like the stack's shared volume."""
-        volume = self.resources["shared-disk-volume"].inputs
-        path = STATE_DIR / volume["name"]
-        if not path.exists():
-            run("truncate", "-s", str(volume["size"]), str(path))
-        return path
-
     def define(self, node: Node) -> None:
         overlay = STATE_DIR / f"{node.name}.qcow2"
         run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
             str(self.base / "root.qcow2"), str(overlay), f"{node.disk_gib}G")
-        seed = seed_iso(self.rendered, self.resources[f"{node.name}-cloudinit"],
+        seed = seed_iso(self.rendered, self.manifest.resource(f"{node.name}-cloudinit"),
                         STATE_DIR / f"{node.name}-seed.iso")
-        shared = self.shared_disk() if node.shared_disk else None
+        shared = self.shared_disk_file() if node.shared_disk else None
         xml = domain_xml(node, self.base, overlay, seed, shared, self.manifest.network.name,
                          self.link(node))
-        domain = self.resources[f"{node.name}-domain"]
+        domain = self.manifest.resource(f"{node.name}-domain")
         if "xslt" in domain.files:
             # The stack's own transformation marks the shared disk shareable.
             plain = STATE_DIR / f"{node.name}-plain.xml"
