@@ -5,6 +5,7 @@ Reads the stack config into one validated Settings object, then wires the compon
 import pulumi
 
 import settings as stack_settings
+from components.block_storage import CephCluster, CephClusterArgs
 from components.cluster import Cluster, ClusterArgs
 from components.cluster_resources import ClusterResources, ClusterResourcesArgs
 from components.credentials import Credentials, CredentialsArgs
@@ -47,6 +48,11 @@ openstack_secrets = OpenStackSecrets("openstack-secrets", OpenStackSecretsArgs(
 openstack_install = OpenStackInstall("openstack-install", OpenStackInstallArgs(
     settings, controls, computes, openstack_secrets, cluster.prep)) if openstack_secrets else None
 installed = list(openstack_install.installed.values()) if openstack_install else []
+# With blockStorage.backend ceph: the Ceph cluster cinder-volume keeps volumes in, up before
+# Pacemaker first starts cinder-volume.
+ceph = CephCluster("ceph", CephClusterArgs(
+    settings, controls, openstack_secrets.bundle, openstack_install.installed)) \
+    if openstack_install and settings.block_storage.backend == "ceph" else None
 # TLS material and HAProxy's config are in place before Pacemaker first starts the services
 # that read them; Apache moves off the VIP's ports after the install put it there.
 stack_tls = StackTls("tls", StackTlsArgs(settings, controls + computes, [cluster.formed])) \
@@ -57,7 +63,8 @@ haproxy = Haproxy("haproxy", HaproxyArgs(settings, controls,
 cluster_resources = ClusterResources(
     "cluster-resources",
     ClusterResourcesArgs(settings, controls, cluster, fencing, shared_disk, credentials,
-                         [*haproxy.installed, *tls_installed, *installed]))
+                         [*haproxy.installed, *tls_installed, *installed,
+                          *(ceph.ready if ceph else [])]))
 # Once MySQL and the broker run at the VIP: databases, keystone, every node's services.
 openstack_bootstrap = OpenStackBootstrap("openstack", OpenStackBootstrapArgs(
     settings, controls, computes, openstack_secrets, openstack_install,

@@ -62,6 +62,7 @@ class ConfigFile(Strict):
     services: Optional[list[str]] = None
     family: Optional[Family] = None
     mechanism: Optional[Literal["linuxbridge", "openvswitch"]] = None
+    block: Optional[list[Literal["ceph", "rbd"]]] = None
     kind: Literal["ini", "shell", "whole"] = "ini"
     delete: list[tuple[str, str]] = []
     units: PerFamily
@@ -124,6 +125,11 @@ class Control(Strict):
     common_units: PerFamily
 
 
+class BlockStorage(Strict):
+    volume_unit: dict[Family, str]
+    packages: dict[Literal["ceph", "rbd"], PerFamily]
+
+
 class Packages(Strict):
     sources: dict[Family, dict[str, list[str]]]
     release_package: dict[Family, str]
@@ -131,6 +137,7 @@ class Packages(Strict):
     services: dict[str, ServiceInstall]
     idle_units: PerFamily
     l2_agents: dict[Family, dict[str, L2Agent]]
+    block_storage: BlockStorage
     compute: Compute
 
 

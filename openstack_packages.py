@@ -76,8 +76,13 @@ def _on(services: dict[str, bool]) -> list[str]:
     return [name for name in installable() if services.get(name)]
 
 
+def volume_unit(family: str) -> str:
+    """cinder-volume's unit, which Pacemaker runs on one node."""
+    return data()["block_storage"]["volume_unit"][family]
+
+
 def packages(role: str, family: str, services: dict[str, bool], l2_unit: Optional[str],
-             driver: str) -> list[str]:
+             driver: str, block_backend: str = "none") -> list[str]:
     """Every package a node of `role` installs."""
     if role == "compute":
         compute = data()["compute"]
@@ -87,6 +92,8 @@ def packages(role: str, family: str, services: dict[str, bool], l2_unit: Optiona
         found += data()["services"][name]["packages"][family]
     if l2_unit is not None:
         found += l2_agents(family)[l2_unit]["packages"]
+    if block_backend != "none":
+        found += data()["block_storage"]["packages"][block_backend][family]
     return _unique(found)
 
 

@@ -45,6 +45,7 @@ NETWORK_MODES = ("nat", "isolated", "bridge")
 FENCE_AGENTS = ("fence_virsh", "fence_xvm")
 SHARED_STORAGE_KINDS = ("volume", "iscsi", "rbd")
 INSTALL_MODES = ("packages", "none")
+BLOCK_BACKENDS = ("ceph", "rbd", "none")
 # Major versions named in image file names (Debian also by codename).
 DEBIAN_CODENAMES = {"bullseye": "11", "bookworm": "12", "trixie": "13"}
 # What describes each shared block device (hostDevice: where every hypervisor sees it).
@@ -56,10 +57,12 @@ MIN_CONTROL_MEMORY_MIB = 2048
 MIN_INSTALL_CONTROL_MEMORY_MIB = 4096
 MIN_COMPUTE_MEMORY_MIB = 1024
 MIN_SHARED_DISK_GIB, MIN_DISK_GIB = 2, 8
+# The system, the OpenStack packages and their logs beside a Ceph OSD's file on a control node.
+MIN_ROOT_BESIDE_OSD_GIB = 4
 MAX_GIB, MAX_MIB, MAX_NODES = 65536, 16 * 1024 * 1024, 64
 # Pacemaker ids of the stack's own layout (components/cluster_resources.py), and fence-<node>.
 RESERVED_RESOURCE_IDS = ("vip", "shared-fs", "mysql", "broker", "broker-clone", "haproxy",
-                         "haproxy-clone", "glance-api", "osha-core")
+                         "haproxy-clone", "glance-api", "cinder-volume", "osha-core")
 # Config namespaces of the providers the stack uses: not this program's keys, but no typos either.
 PROVIDER_NAMESPACES = ("libvirt", "command", "random", "tls", "pulumi")
 Count = Annotated[int, Field(ge=0, le=MAX_NODES)]
@@ -145,6 +148,11 @@ def services_for(release: str, installable: Optional[list[str]]) -> dict[str, bo
     """on while the release ships them"""
     return {s.name: default_enabled(s, release) and (installable is None or s.name in installable)
             for s in SERVICES}
+
+
+def block_backend_for(installs: bool, services: dict[str, bool]) -> str:
+    """`ceph` when the stack installs OpenStack with cinder, else `none`."""
+    return "ceph" if installs and services.get("cinder") else "none"
 
 
 def mysql_tls_for(tls_enabled: bool) -> bool:
@@ -487,6 +495,31 @@ class Tls(Section):
                 "without it)"
 
 
+class BlockStorage(Section):
+    backend: Optional[Literal[BLOCK_BACKENDS]] = setting(
+        derived=block_backend_for, doc="where cinder-volume (one instance, run by Pacemaker) "
+        "keeps volumes: `ceph`: a Ceph cluster the stack runs on the control nodes (a monitor, a "
+        "manager and an OSD on each); `rbd`: a Ceph cluster of your own (`monitors`, `user`, "
+        "the `cephClientKey` secret); `none`: no volume service")
+    osd_size_gib: int = setting(8, "backend ceph: each control node's OSD, a file under "
+                                "/var/lib/ceph on its root disk", ge=4, le=MAX_GIB)
+    pool: Word = setting("volumes", "the Ceph pool of cinder's volumes")
+    user: Word = setting("cinder", "the Ceph client cinder-volume authenticates as")
+    monitors: ListOf[HostPort] = setting((), "backend rbd: the cluster's monitors (host or "
+                                         "host:port)", shown="none")
+
+    @rule()
+    def _fields_fit_backend(self):
+        if self.backend == "rbd" and not self.monitors:
+            yield "monitors", [], "required with backend rbd"
+        if self.backend != "rbd" and self.monitors:
+            yield "monitors", list(self.monitors), "applies with backend rbd only"
+
+    @property
+    def enabled(self) -> bool:
+        return self.backend != "none"
+
+
 class Keystone(Section):
     region: Word = setting("RegionOne", "the region of every endpoint")
     admin_user: Word = setting("admin", "the admin the endpoint repoint acts as")
@@ -637,6 +670,7 @@ class Settings(Section):
     services: dict[ServiceName, bool] = setting(
         dict, "`{name: true/false}` over catalogue.py", shown=services_for.__doc__)
     tls: Tls = setting(Tls, "TLS")
+    block_storage: BlockStorage = setting(BlockStorage, "cinder's volume service and its backend")
     keystone: Keystone = setting(Keystone, "for the endpoint repoint")
     tags: dict[TagKey, Text] = setting(dict, "`environment: prod` turns on the guardrails")
     rhsm_username: Optional[Word] = setting(None, "Red Hat subscription-manager user "
@@ -655,6 +689,9 @@ class Settings(Section):
     broker_password: Optional[Password] = setting(
         None, "RabbitMQ's `openstack` user, loaded by every broker start", shown="generated")
     rhsm_password: Optional[Password] = setting(None, "with rhsmUsername")
+    ceph_client_key: Optional[Password] = setting(
+        None, "blockStorage.backend rbd: the cephx key of blockStorage.user (`ceph auth "
+        "print-key client.<user>`)", shown="generated with backend ceph")
     _stack: str = PrivateAttr("")
 
     @rule("hypervisors")
@@ -862,6 +899,40 @@ class Settings(Section):
         if installable is not None:
             yield from _install_needs(services, data)
         return services
+
+    @rule("block_storage")
+    def _block_storage_fits(cls, storage: BlockStorage, data: dict):
+        openstack, services = data.get("openstack"), data.get("services")
+        if openstack is None or services is None:
+            return storage
+        backend = storage.backend or block_backend_for(openstack.installs, services)
+        if backend != "none" and not (openstack.installs and services.get("cinder")):
+            yield "blockStorage.backend", backend, "cinder-volume is installed with " \
+                "openstack.install packages and services.cinder on; use backend none"
+        size = data.get("control_size")
+        if backend == "ceph" and size is not None and \
+                size.disk_gib - storage.osd_size_gib < MIN_ROOT_BESIDE_OSD_GIB:
+            yield "blockStorage.osdSizeGib", storage.osd_size_gib, "the OSD's file must leave " \
+                f"{MIN_ROOT_BESIDE_OSD_GIB} GiB of a control node's root disk (controlSize." \
+                f"diskGib {size.disk_gib})"
+        if backend != "ceph" and "osd_size_gib" in storage.model_fields_set:
+            yield "blockStorage.osdSizeGib", storage.osd_size_gib, "applies with backend ceph " \
+                "only"
+        return storage.model_copy(update={"backend": backend})
+
+    @rule("ceph_client_key")
+    def _ceph_key_for_rbd(cls, key: Optional[SecretStr], data: dict):
+        storage = data.get("block_storage")
+        if storage is None:
+            return key
+        if storage.backend == "rbd" and key is None:
+            yield "cephClientKey", None, "required with blockStorage.backend rbd: pulumi " \
+                "config set --secret cephClientKey \"$(ceph auth print-key client." \
+                f"{storage.user})\""
+        elif storage.backend != "rbd" and key is not None:
+            yield "cephClientKey", key, "applies with blockStorage.backend rbd only (backend " \
+                "ceph generates its keys)"
+        return key
 
     @rule("rhsm_password")
     def _rhsm_on_rhel_with_password(cls, password: Optional[SecretStr], data: dict):

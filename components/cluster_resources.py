@@ -6,7 +6,9 @@ layout, inside the group right after the VIP. The broker likewise: a clone on ev
 the group follows (it keeps nothing on the shared disk, so a failover finds one already running),
 or, in the seed's layout, in the group after MySQL. The Filesystem is mounted at
 `cluster.sharedDir`: MySQL's datadir and, when the stack installs OpenStack, glance's image store
-are directories in it, and glance-api runs where it is mounted.
+are directories in it, and glance-api runs where it is mounted. cinder-volume (with a
+blockStorage backend) is one primitive outside the group: its volumes are in Ceph, so it runs on
+any node and moves alone.
 
 Before the layout, `<node>-cluster-users` writes on every control node the files MySQL and
 RabbitMQ load at each start: MySQL's root from the control network (`mysqlRootPassword`) and the
@@ -19,7 +21,8 @@ from dataclasses import dataclass
 import pulumi
 
 from components.cluster import MYSQL_LOG, Cluster
-from components.cluster_units import BROKER_UNITS, installed_single_node_services
+from components.cluster_units import (BROKER_UNITS, DATABASES_MADE,
+                                      installed_single_node_services, volume_service)
 from components.credentials import Credentials, stdin_lines
 from components.fencing import Fencing, StonithDevice
 from components.node import ClusterNode
@@ -124,6 +127,10 @@ def resources(settings: Settings, device: str, stonith: list[StonithDevice]) -> 
         *(Resource(x.name, f"systemd:{x.unit}", ops=("monitor interval=30s",))
           for x in s.cluster.singletons),
     ]
+    # Outside the group: it needs no shared filesystem (volumes are in Ceph), so its failure
+    # moves it alone, and the group's moves do not restart it.
+    layout += [Resource(name, f"systemd:{unit}", ops=("start timeout=120s", "monitor interval=30s"),
+                        group=False) for name, unit in volume_service(s).items()]
     layout += [r for r in (broker, haproxy) if r.clone]
     # fence_virsh logs in over SSH: well past Pacemaker's 20 s default on a busy host.
     layout += [Resource(d.id, d.agent, d.params,
@@ -218,6 +225,8 @@ class ClusterResources(pulumi.ComponentResource):
             "cluster-layout", parent=self,
             depends_on=[prepared, args.cluster.formed, *args.fencing.ready, *users,
                         *args.service_files],
-            create=render("cib-layout.sh.j2", commands=commands, tag=TAG, ids=ids),
+            create=render("cib-layout.sh.j2", commands=commands, tag=TAG, ids=ids,
+                          needs_databases=list(volume_service(s)),
+                          databases_made=DATABASES_MADE),
             delete=render("cib-layout-delete.sh.j2", tag=TAG))
         self.register_outputs({"resources": ids})

@@ -4,7 +4,8 @@ The one declaration the cluster's packages step, the resource layout, the instal
 ask:
 - `single_node_services`: the OpenStack services Pacemaker runs on one node, {resource id: unit}:
   glance-api when the stack installs it (its image store is on the shared filesystem), then the
-  seed's single-instance services (`cluster.singletons`);
+  seed's single-instance services (`cluster.singletons`), then cinder-volume with a block
+  storage backend (`volume_service`);
 - `units_only_pacemaker_starts`: every unit systemd must leave stopped and disabled: MySQL, the
   broker, HAProxy and those services;
 - `Restart`: a file's readers, restarted by systemd, or through Pacemaker as their resources.
@@ -19,6 +20,11 @@ from settings import Settings
 
 BROKER_UNITS = {"qpid": "qpidd", "rabbitmq": "rabbitmq-server"}
 MYSQL_UNITS = ("mariadb", "mysql", "mysqld")
+VOLUME_RESOURCE = "cinder-volume"
+# Written on the first control node once the bootstrap has made the OpenStack databases: until
+# then the layout keeps the resources that need them (`volume_service`) stopped, for a start
+# without its database fails and would fail the layout's push.
+DATABASES_MADE = "/etc/openstack-ha/databases.made"
 
 
 def installed_single_node_services(settings: Settings) -> dict[str, str]:
@@ -29,10 +35,19 @@ def installed_single_node_services(settings: Settings) -> dict[str, str]:
     return openstack_packages.cluster_units(settings.image.os_family, settings.services)
 
 
+def volume_service(settings: Settings) -> dict[str, str]:
+    """{resource id: unit} of cinder-volume, when blockStorage has a backend: one instance
+    serves every volume (one `backend_host`), wherever Pacemaker runs it."""
+    if not settings.block_storage.enabled:
+        return {}
+    return {VOLUME_RESOURCE: openstack_packages.volume_unit(settings.image.os_family)}
+
+
 def single_node_services(settings: Settings) -> dict[str, str]:
     """{resource id: unit} of every OpenStack service Pacemaker runs on one node."""
     return {**installed_single_node_services(settings),
-            **{s.name: s.unit for s in settings.cluster.singletons}}
+            **{s.name: s.unit for s in settings.cluster.singletons},
+            **volume_service(settings)}
 
 
 def resource_of_unit(settings: Settings) -> dict[str, str]:

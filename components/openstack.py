@@ -22,8 +22,9 @@ import pulumi_random as random
 
 import openstack_packages
 from catalogue import SERVICES, base_url, by_name, endpoints
+from components.block_storage import ceph_keys
 from components.credentials import Credentials, stdin_lines
-from components.cluster_units import Restart, merged
+from components.cluster_units import DATABASES_MADE, Restart, merged, volume_service
 from components.node import ClusterNode, node_apis
 from components.openstack_config import (KEY_INDEXES, KEY_REPOSITORIES, STARTED_MARKER, NodePlan,
                                          key_name, node_plan, repoint_edits)
@@ -82,6 +83,7 @@ class OpenStackSecrets(pulumi.ComponentResource):
         self.values["mysql_root"] = credentials.mysql_root_password
         if credentials.keystone_admin_password is not None:
             self.values["keystone_admin"] = credentials.keystone_admin_password
+        self.values.update(ceph_keys(s, self))
         self.register_outputs({})
 
     def bundle(self, names: list[str]) -> pulumi.Output[str]:
@@ -189,7 +191,8 @@ class OpenStackBootstrap(pulumi.ComponentResource):
             create=render(
                 "openstack-bootstrap.sh.j2", settings=s, services=s.services,
                 databases_plan=json.dumps(databases), catalogue_plan=json.dumps(catalogue),
-                keystone_units=keystone_units, identity_url=identity_url(s)),
+                keystone_units=keystone_units, identity_url=identity_url(s),
+                needs_databases=list(volume_service(s)), databases_made=DATABASES_MADE),
             stdin=args.secrets.bundle(bootstrap_secrets(s)))
         # One node after the other: started together, three nodes' services on a small
         # machine outlasted systemd's start timeout.

@@ -16,6 +16,7 @@ import data_schema
 
 import openstack_packages
 from catalogue import by_name
+from components.block_storage import ceph_facts
 from components.cluster_units import Restart, merged, resource_of_unit
 from components.endpoints import node_edits, node_restarts, value_context
 from components.templating import TEMPLATES, render
@@ -149,6 +150,7 @@ def context(settings: Settings, node: Node) -> dict[str, Any]:
         "shared_dir": s.cluster.shared_dir,
         "image_store": s.cluster.image_store,
         "services": s.services,
+        "ceph": ceph_facts(s),
         "mechanism": agent[2] if agent else "linuxbridge",
         "compute_driver": driver["nova"],
         "virt_type": s.openstack.compute_driver if driver["nova"].startswith("libvirt") else "",
@@ -182,7 +184,8 @@ def _applies(entry: dict, settings: Settings, node: Node) -> bool:
             and (not entry.get("services") or any(settings.services.get(s)
                                                   for s in entry["services"]))
             and ("mechanism" not in entry or (agent is not None
-                                              and agent[2] == entry["mechanism"])))
+                                              and agent[2] == entry["mechanism"]))
+            and ("block" not in entry or settings.block_storage.backend in entry["block"]))
 
 
 def node_files(settings: Settings, node: Node) -> list[tuple[ConfigFile, tuple[str, ...]]]:
@@ -255,7 +258,7 @@ def node_plan(settings: Settings, node: Node) -> NodePlan:
     return NodePlan(
         role=node.role, family=family,
         packages=tuple(openstack_packages.packages(node.role, family, s.services, l2_unit,
-                                                   driver)),
+                                                   driver, s.block_storage.backend)),
         preseed=preseed(node.role, family),
         release_package=openstack_packages.release_package(family, s.release),
         files=tuple(f for f, _ in files),

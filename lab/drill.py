@@ -15,9 +15,9 @@ isolated, and must be fenced; the split-brain case). Seconds from the fault to:
 - rejoin: the victim online again in a survivor's view;
 - with a `CloudChecks` (lab/openstack.py): each of the real `openstack` client's checks at the
   VIP passing again (`image_kept`: the image uploaded right before the fault downloads
-  byte-identical; `server`: a new server ACTIVE). They all pass before the fault, and start
-  again once every API answers: started at the fault, the client's processes loaded the nodes
-  whose recovery they timed.
+  byte-identical; `volume_kept`: the volume made right before it takes a snapshot; `server`: a
+  new server ACTIVE). They all pass before the fault, and start again once every API answers:
+  started at the fault, the client's processes loaded the nodes whose recovery they timed.
 
 With a `CloudChecks`, every OpenStack API is also called continuously (lab/api_probes.py: a read
 and a call that needs the API's database or engine, 2 s timeout, no retry) and per API the
@@ -400,7 +400,7 @@ def run_drill(lab, layout: str, victim: Node, fault: str, profile: str = "defaul
         result.before, errors = cloud.until_all_pass(time.monotonic(), DEADLINE_SECONDS)
         if errors:
             raise RuntimeError(f"the cloud's checks do not pass before the fault: {errors}")
-        cloud.keep_image()
+        cloud.keep_for_the_fault()
     prober = Prober(lab, next_row(lab), cloud)
     sampler = Sampler(lab)
     recovered: dict[str, Optional[float]] = {}

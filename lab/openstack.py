@@ -4,8 +4,10 @@ network.
 
 Each check is one thing a user does and what must come back: a token; a catalogue that names the
 VIP's name only; an image uploaded and downloaded byte-identical; a network and a subnet; a
-flavor; a server (`--nic none`, nova's fake driver) ACTIVE; cinder's schedulers; heat's stack
-list; Horizon's login page through HAProxy. `CloudChecks.until_all_pass` runs them side by side
+flavor; a server (`--nic none`, nova's fake driver) ACTIVE; cinder's schedulers; with a volume
+service, a volume made, extended, snapshotted, cloned from the snapshot and from the kept image,
+then deleted (and after a fault, the volume made before it still there and snapshotted); heat's
+stack list; Horizon's login page through HAProxy. `CloudChecks.until_all_pass` runs them side by side
 until each has passed once and says when each first did, so the drill can time them from a fault.
 """
 from __future__ import annotations
@@ -41,6 +43,8 @@ SERVER_SECONDS = 90
 # check boots from are made once per lab.
 FLAVOR = "lab-tiny"
 SUBNET_RANGE = "192.168.77.0/24"
+# A volume's state settles within seconds on the lab's Ceph (one from an image: about 30 s).
+VOLUME_SECONDS = 180
 
 
 class CheckFailed(Exception):
@@ -66,11 +70,14 @@ class Cloud:
     services: dict[str, bool]
     # The stack's CA the client verifies the APIs by; None: no TLS.
     ca_file: Optional[Path]
+    # cinder-volume runs (blockStorage has a backend).
+    volumes: bool = False
 
     @classmethod
     def of(cls, lab) -> "Cloud":
         s = lab.settings
-        return cls(s.vip_fqdn, admin_password(lab), s.keystone.region, s.services, lab.ca_file)
+        return cls(s.vip_fqdn, admin_password(lab), s.keystone.region, s.services, lab.ca_file,
+                   s.block_storage.enabled)
 
     @property
     def tls(self) -> bool:
@@ -186,6 +193,62 @@ class Cloud:
         if len(up) < everyone:
             raise CheckFailed(f"cinder-scheduler up on {up}")
 
+    def settled(self, kind: str, name: str, wanted: str = "available") -> None:
+        """`volume` or `volume snapshot` `name` reaches `wanted` within VOLUME_SECONDS; gone
+        when `wanted` is None. CheckFailed on an error state or the deadline."""
+        deadline = time.monotonic() + VOLUME_SECONDS
+        status = "?"
+        while time.monotonic() < deadline:
+            listed = self.json(*kind.split(), "list", "--name", name)
+            if not listed:
+                if wanted is None:
+                    return
+                status = "absent"
+            else:
+                status = listed[0]["Status"]
+                if status == wanted:
+                    return
+                if status.startswith("error"):
+                    break
+            time.sleep(1)
+        raise CheckFailed(f"{kind} {name}: {status}, not {wanted or 'deleted'}")
+
+    def volume(self, name: str, *source: str, size: int = 1) -> None:
+        self.run("volume", "create", "--size", str(size), *source, name, "-f", "value", "-c",
+                 "id")
+        self.settled("volume", name)
+
+    def volume_lifecycle(self, name: str, image: str) -> None:
+        """A volume available, extended, snapshotted; a volume from the snapshot and one from
+        `image`; every one deleted."""
+        snapshot, clone, imaged = f"{name}-snap", f"{name}-clone", f"{name}-image"
+        self.volume(name)
+        self.run("volume", "set", "--size", "2", name)
+        self.settled("volume", name)
+        self.run("volume", "snapshot", "create", "--volume", name, snapshot, "-f", "value",
+                 "-c", "id")
+        self.settled("volume snapshot", snapshot)
+        self.volume(clone, "--snapshot", snapshot, size=2)
+        self.volume(imaged, "--image", image)
+        self.run("volume", "delete", clone, imaged)
+        self.settled("volume", clone, None)
+        self.run("volume", "snapshot", "delete", snapshot)
+        self.settled("volume snapshot", snapshot, None)
+        self.run("volume", "delete", name)
+        self.settled("volume", name, None)
+        self.settled("volume", imaged, None)
+
+    def volume_snapshotted(self, volume: str, snapshot: str) -> None:
+        """Volume `volume` is still available, and a snapshot of it becomes available (a new
+        snapshot each try: a request lost in a failover leaves only its own snapshot behind)."""
+        status = self.json("volume", "show", volume)["status"]
+        if status != "available":
+            raise CheckFailed(f"volume {volume}: {status}")
+        self.run("volume", "snapshot", "create", "--volume", volume, snapshot, "-f", "value",
+                 "-c", "id")
+        self.settled("volume snapshot", snapshot)
+        self.run("volume", "snapshot", "delete", snapshot)
+
     def stacks(self) -> None:
         self.run("stack", "list", "-f", "value")
 
@@ -203,10 +266,12 @@ class Cloud:
         project (nova's default quota is ten instances, neutron's ten security groups and a
         hundred rules). A probe whose call timed out leaves its group, with two rules, until the
         prober's sweep at its end: within one long drill those filled the rules' quota and every
-        later create was refused (409)."""
+        later create was refused (409). Each drill keeps a volume (cinder's default: ten)."""
+        volumes = ("--volumes", "-1", "--snapshots", "-1", "--gigabytes", "-1") \
+            if self.volumes else ()
         self.run("quota", "set", "--instances", "-1", "--cores", "-1", "--ram", "-1",
                  "--networks", "-1", "--subnets", "-1", "--secgroups", "-1",
-                 "--secgroup-rules", "-1", ADMIN_PROJECT)
+                 "--secgroup-rules", "-1", *volumes, ADMIN_PROJECT)
 
 
 class CloudChecks:
@@ -220,16 +285,22 @@ class CloudChecks:
         self.attempt = 0
         self.lock = threading.Lock()
         self.kept: Optional[tuple[str, bytes]] = None
+        self.kept_volume: Optional[str] = None
 
     def name(self, what: str) -> str:
         with self.lock:
             self.attempt += 1
             return f"lab-{what}-{self.run_id}-{self.attempt}"
 
-    def keep_image(self) -> None:
-        """The image the next round's `image_kept` downloads (uploaded before the fault)."""
+    def keep_for_the_fault(self) -> None:
+        """Made right before a fault: the image the next round's `image_kept` downloads, and the
+        volume `volume_kept` snapshots."""
         name = self.name("kept")
         self.kept = (name, self.cloud.upload(name))
+        if self.cloud.volumes:
+            volume = self.name("kept-volume")
+            self.cloud.volume(volume)
+            self.kept_volume = volume
 
     def checks(self, after_fault: bool) -> dict[str, Callable[[], None]]:
         c = self.cloud
@@ -244,8 +315,13 @@ class CloudChecks:
             "stacks": c.stacks,
             "horizon": c.horizon,
         }
+        if c.volumes:
+            found["volume"] = lambda: c.volume_lifecycle(self.name("volume"), self.kept[0])
         if after_fault:
             found["image_kept"] = lambda: c.download(*self.kept)
+            if c.volumes:
+                found["volume_kept"] = lambda: c.volume_snapshotted(
+                    self.kept_volume, self.name("kept-snap"))
         return found
 
     def until_all_pass(self, since: float, deadline_seconds: float,
@@ -270,7 +346,7 @@ class CloudChecks:
     def prepare(self) -> None:
         self.cloud.lift_quotas()
         self.cloud.ensure_flavor()
-        self.keep_image()
+        self.keep_for_the_fault()
 
 
 def retry(check: Callable[[], None], since: float,
@@ -289,6 +365,7 @@ def retry(check: Callable[[], None], since: float,
 
 
 COLUMNS = ("token", "catalog", "image", "image_kept", "network", "flavor", "server", "volumes",
+           "volume", "volume_kept",
            "stacks", "horizon")
 
 

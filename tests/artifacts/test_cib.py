@@ -273,3 +273,27 @@ def test_no_group_member_waits_for_a_clone_instance_to_start(built):
     for member, waits in starts.items():
         clone_actions = sorted(w for w in waits if w.rsplit("_", 2)[0] in clones)
         assert not clone_actions, (member, clone_actions)
+
+
+def test_cinder_volume_runs_once_outside_the_group(built):
+    """With a block storage backend, cinder-volume is one primitive outside the group: it runs
+    on one node; its failure restarts it there and leaves the group where it is; without its
+    node it runs on another one."""
+    settings, work, configured, up, placement = built
+    root = ET.parse(configured).getroot()
+    in_group = {p.get("id") for g in root.iter("group") for p in g.findall("primitive")}
+    if not settings.block_storage.enabled:
+        assert "cinder-volume" not in {p.get("id") for p in root.iter("primitive")}
+        return
+    assert "cinder-volume" not in in_group
+    (node,) = placement.on("cinder-volume")
+    group_node = holder(settings, placement)
+    failed = cib.simulate(up, work / "volume-failed.xml",
+                          f"--op-inject=cinder-volume_monitor_30000@{node}=7")
+    assert failed.on("cinder-volume") == [node]
+    assert check_together(settings, failed) == group_node
+    others = [n.name for n in settings.controls if n.name != node]
+    without = cib.simulate(configured, work / "volume-node-down.xml",
+                           *(f"--node-up={n}" for n in others))
+    (moved,) = without.on("cinder-volume")
+    assert moved in others

@@ -173,9 +173,14 @@ CASES = {
         Fragment(r"rm -rf", r"update-ca", stubs=("rm",), calls=lambda h: [["-rf", h]])]),
     "cib-layout": Case("cib-layout.sh.j2", lambda h: dict(
         tag=h, ids=[], commands=[["resource", "create", h, "systemd:unit", f"p={h}"],
-                                 ["constraint", "location", h, "avoids", h]]), [
+                                 ["constraint", "location", h, "avoids", h]],
+        needs_databases=[h], databases_made=h), [
+        Fragment(r"needs_databases=", r"pushed=", stubs=("shadow",),
+                 variables=lambda h: {"needs_databases": [h]},
+                 calls=lambda h: [["resource", "meta", h, "target-role=Stopped"]]),
         Fragment("#!", r"target=\(pcs\)", variables=lambda h: {"tag": [h]}),
-        Fragment(r"shadow ", r"pushed=", stubs=("shadow",), prelude="force=(--force)",
+        Fragment(r"shadow ", r"# What needs the OpenStack databases", stubs=("shadow",),
+                 prelude="force=(--force)",
                  calls=lambda h: [["resource", "create", h, "systemd:unit", f"p={h}", "--force"],
                                   ["constraint", "location", h, "avoids", h]])]),
     "openstack-install": Case("openstack-install.sh.j2", lambda h: dict(
@@ -209,7 +214,13 @@ CASES = {
     "openstack-bootstrap": Case("openstack-bootstrap.sh.j2", lambda h: dict(
         settings=settings(keystone=NS(admin_user=h, admin_project=h, region=h)),
         services=defaultdict(bool, keystone=True), databases_plan=h, catalogue_plan=h, keystone_units=[h],
-        identity_url=h), [
+        identity_url=h, needs_databases=[h], databases_made=h), [
+        Fragment(r"needs_databases=", None, stubs=("dirname", "mkdir", "touch", "crm_resource"),
+                 variables=lambda h: {"needs_databases": [h]},
+                 calls=lambda h: [["--", h], ["-p", ""], [h],
+                                  ["--resource", h, "--meta", "--get-parameter", "target-role"],
+                                  ["--resource", h, "--meta", "--delete-parameter",
+                                   "target-role"]]),
         Fragment(r"databases_plan=", r"elapsed\(\)", variables=lambda h: {
             "databases_plan": [h], "catalogue_plan": [h], "keystone_units": [h]}),
         Fragment(r"  OS_BOOTSTRAP_PASSWORD=", r"fi$", stubs=("runuser",), prelude="admin_password=pw",
@@ -222,6 +233,15 @@ CASES = {
         Fragment("#!", r"# The files", variables=lambda h: {
             "bundle": ["stdin-secret\nsecond line"], "init_file": [h], "mysql_host": [h],
             "definitions": [h], "definitions_conf": [h]})]),
+    "ceph-mon": Case("ceph-mon.sh.j2", lambda h: dict(
+        node_name=h, ceph=dict(fsid=h, pool=h, user=h), monitors=[(h, h, h)]), [
+        Fragment(r"name=", r"dir=", variables=lambda h: {
+            "name": [h], "fsid": [h], "pool": [h], "client": [f"client.{h}"], "monitors": [h],
+            "addresses": [h], "manager_keys": [h]})]),
+    "ceph-osd": Case("ceph-osd.sh.j2", lambda h: dict(
+        node_name=h, osd_uuid=h, ceph=dict(pool=h), wait_seconds=300), [
+        Fragment(r"name=", r"work=", variables=lambda h: {
+            "name": [h], "osd_uuid": [h], "pool": [h], "wait_seconds": ["300"]})]),
     "cib-layout-delete": Case("cib-layout-delete.sh.j2", lambda h: dict(tag=h), [
         Fragment("#!", r"managed=", variables=lambda h: {"tag": [h]})]),
 }

@@ -29,7 +29,7 @@ LOCAL_REPOSITORY = Path("/work/proto-openstack/repo")
 PACKAGES = ("keystone", "glance-common", "glance-api", "placement-common", "placement-api",
             "nova-common", "nova-api", "nova-consoleproxy", "nova-compute", "nova-compute-ironic",
             "neutron-common", "neutron-api", "neutron-linuxbridge-agent", "cinder-common",
-            "cinder-api", "heat-common", "heat-api", "heat-api-cfn")
+            "cinder-api", "cinder-volume", "heat-common", "heat-api", "heat-api-cfn")
 # pkgos_write_new_conf: /usr/share/<package>/<file> -> /etc/<service>/<file>, plus the two the
 # neutron and nova-consoleproxy postinsts copy by hand.
 POSTINST_COPIES = {

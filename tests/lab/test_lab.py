@@ -27,7 +27,7 @@ from components.endpoints import BROKER_PORTS, load_rules
 from components.fencing import KEY_FILE
 from components.openstack_config import node_plan
 from components.tls import CA_FILE, HAPROXY_CERT_DIR, TLS_DIR
-from lab import checks, drill, evidence, maintenance, openstack, session
+from lab import checks, drill, evidence, maintenance, openstack, session, tempest
 from lab.substrate import FAULTS
 from manifest_schema import Manifest
 from tools import render, replay
@@ -40,6 +40,7 @@ PLANNED_RESULTS = RESULTS.with_name("lab-planned.json")
 MAINTENANCE_RESULTS = RESULTS.with_name("lab-maintenance.json")
 RENEWAL_RESULTS = RESULTS.with_name("lab-renewal.json")
 CA_CHANGE_RESULTS = RESULTS.with_name("lab-ca-change.json")
+TEMPEST_RESULTS = RESULTS.with_name("lab-tempest.json")
 
 
 def test_every_node_passes_the_stacks_ready_gate(lab):
@@ -131,6 +132,21 @@ def test_every_node_online_with_quorum_and_every_resource_started_once(lab):
     assert sorted(view.running["haproxy"]) == sorted(view.online)
     if cloned_broker:
         assert sorted(view.running["broker"]) == sorted(view.online)
+    # cinder-volume, outside the group: once, anywhere.
+    for resource in cluster_units.volume_service(lab.settings):
+        assert len(view.running[resource]) == 1, (resource, view.running)
+
+
+def test_ceph_has_every_monitor_in_quorum_and_every_osd_up_and_in(lab):
+    """blockStorage.backend ceph: a monitor and an OSD per control node, all serving."""
+    assert lab.settings.block_storage.backend == "ceph", "the lab stack runs its own Ceph"
+    shown = lab.ssh(lab.controls[0], "ceph status --format json")
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    names = sorted(n.name for n in lab.controls)
+    assert sorted(status["quorum_names"]) == names, status["quorum_names"]
+    osds = status["osdmap"]
+    assert osds["num_osds"] == osds["num_up_osds"] == osds["num_in_osds"] == len(names), osds
 
 
 def test_shared_filesystem_and_vip_on_exactly_the_vips_node(lab):
@@ -189,6 +205,18 @@ def test_openstack_answers_at_the_vip(lab, cloud):
     print(f"first pass, seconds from the start of the checks: {passed}", file=sys.stderr,
           flush=True)
     assert not errors and None not in passed.values(), errors
+
+
+def test_tempest_smoke_selection_passes(lab, cloud, tmp_path):
+    """A peer's test suite: Debian's Tempest, its smoke selection against the converged cloud
+    with no fault injected, passes (lab/tempest.py: configuration and the excluded tests)."""
+    outcome = tempest.run_smoke(cloud.cloud, tmp_path / "tempest", cloud.kept[0])
+    print(f"tempest smoke: {outcome.counts}; excluded: {sorted(tempest.EXCLUDED)}",
+          file=sys.stderr, flush=True)
+    TEMPEST_RESULTS.write_text(json.dumps({"counts": outcome.counts, "failed": outcome.failed,
+                                           "excluded": tempest.EXCLUDED}, indent=2) + "\n")
+    assert outcome.counts.get("passed", 0) > 0 and outcome.counts.get("failed") == 0, \
+        (outcome.failed, outcome.output_tail)
 
 
 def test_the_stacks_repoint_finds_nothing_to_change(lab, cloud):

@@ -25,7 +25,8 @@ import pytest
 import settings as stack_settings
 from bench import interrupted
 from bench import maintenance as maintenance_bench
-from lab import checks, consoles, containers, drill, evidence, hypervisor, session, vms
+from lab import (checks, consoles, containers, drill, evidence, hypervisor, openstack, session,
+                 tempest, vms)
 from lab.hypervisor import STATE_DIR
 from manifest_schema import Manifest, Network, Node
 from tools import render, replay
@@ -537,3 +538,61 @@ def test_a_console_is_read_from_before_its_reader_opened_it_to_its_close(tmp_pat
     reader.join(30)
     assert not reader.is_alive()
     assert log.read_bytes() == b"Welcome to Debian\r\nRebooting.\r\n"
+
+
+TEMPEST_OUTPUT = """\
+{0} tempest.api.compute.flavors.test_flavors.FlavorsV2TestJSON.test_get_flavor [0.412s] ... ok
+{1} tempest.api.network.test_extensions.ExtensionsTestJSON.test_list_show_extensions [1.204s] ... FAILED
+{0} tempest.api.volume.test_volumes_get.VolumesGetTest.test_volume_create_get_update_delete [9.1s] ... ok
+
+======
+Totals
+======
+Ran: 3 tests in 12.0000 sec.
+ - Passed: 2
+ - Skipped: 0
+ - Expected Fail: 0
+ - Unexpected Success: 0
+ - Failed: 1
+"""
+
+
+def test_tempest_totals_and_failed_tests_are_read_from_its_output():
+    outcome = tempest.parse(TEMPEST_OUTPUT)
+    assert outcome.counts == {"passed": 2, "skipped": 0, "expected_fail": 0,
+                              "unexpected_success": 0, "failed": 1}
+    assert outcome.failed == [
+        "tempest.api.network.test_extensions.ExtensionsTestJSON.test_list_show_extensions"]
+    assert outcome.ran == 3
+    assert tempest.parse("Traceback: tempest did not start").counts == {}
+
+
+class _ListingCloud(openstack.Cloud):
+    """A cloud whose client answers from a table: (first words of the call) -> stdout."""
+
+    answers = {("flavor", "show", openstack.FLAVOR): "f1\n",
+               ("flavor", "show", tempest.ALT_FLAVOR): "f2\n",
+               ("image", "show", "lab-kept"): "i1\n",
+               ("extension", "list"): "router\nsecurity-group\n"}
+
+    def run(self, *args, timeout=0):
+        return next(v for k, v in self.answers.items() if args[:len(k)] == k)
+
+
+def test_tempest_is_configured_from_the_stack(tmp_path):
+    cloud = _ListingCloud("openstack.osha-lab.internal", "pw", "RegionOne",
+                          {"nova-api": True, "glance-api": True, "neutron": True,
+                           "horizon": True, "cinder": True}, Path("/ca.pem"), volumes=True)
+    conf = tempest.tempest_conf(cloud, tmp_path, "lab-kept")
+    assert conf["identity"]["uri_v3"] == "https://openstack.osha-lab.internal:5000/v3"
+    assert conf["identity"]["ca_certificates_file"] == "/ca.pem"
+    assert (conf["compute"]["image_ref"], conf["compute"]["flavor_ref"],
+            conf["compute"]["flavor_ref_alt"]) == ("i1", "f1", "f2")
+    assert conf["network-feature-enabled"]["api_extensions"] == "router,security-group"
+    assert conf["service_available"]["cinder"] == "true"
+    assert conf["service_available"]["swift"] == "false"
+    assert conf["auth"]["admin_password"] == "pw"
+    without_volumes = _ListingCloud("openstack.osha-lab.internal", "pw", "RegionOne",
+                                    {"cinder": True}, None)
+    assert tempest.tempest_conf(without_volumes, tmp_path, "lab-kept")[
+        "service_available"]["cinder"] == "false"

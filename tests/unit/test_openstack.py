@@ -127,17 +127,19 @@ def test_start_enables_what_runs_and_waits_on_the_apis(debian):
 
 def test_the_install_keeps_units_stopped_and_cluster_units_disabled(debian):
     script = debian.named("ctl1-openstack-install").inputs["create"]
-    assert "\ncluster_units=(glance-api neutron-linuxbridge-agent)\n" in script
+    assert "\ncluster_units=(glance-api neutron-linuxbridge-agent cinder-volume)\n" in script
     assert "exit 101" in script and "--no-install-recommends" in script
     assert "systemctl start" not in script and "systemctl restart" not in script
 
 
-# The lab stack as it would be with an image that carries the services.
+# The lab stack as it would be with an image that carries the services (no volume service: the
+# stack installs none).
 IMAGE_CARRIES = {"install": "none"}
+NO_BLOCK_STORAGE: dict = {}
 
 
 def test_image_carrying_the_services_installs_nothing():
-    lab = render.run_program(stack_config("lab", openstack=IMAGE_CARRIES), "lab")
+    lab = render.run_program(stack_config("lab", openstack=IMAGE_CARRIES, blockStorage=NO_BLOCK_STORAGE), "lab")
     names = {r.name for r in lab.registrations}
     assert not [n for n in names if "openstack" in n and n != "openstack-ha"]
     assert "adminOpenrc" not in lab.outputs and "dashboardUrl" not in lab.outputs
@@ -191,6 +193,6 @@ def test_install_defaults_follow_the_node_and_the_family():
     assert small.openstack.workers == 1
     # What the install does not know is off unless asked for; what the image carries is not.
     assert not dev.services["swift"]
-    assert stack_settings.parse(stack_config("lab", openstack=IMAGE_CARRIES),
+    assert stack_settings.parse(stack_config("lab", openstack=IMAGE_CARRIES, blockStorage=NO_BLOCK_STORAGE),
                                 "lab").services["swift"]
     assert set(openstack_packages.installable()) >= {s for s, on in dev.services.items() if on}

@@ -1,0 +1,125 @@
+"""Block storage: cinder-volume's Ceph backend (`blockStorage`).
+
+- `ceph_facts`: what the config files and steps say about Ceph (None without a backend): with
+  backend `ceph` a cluster the stack runs on the control nodes, with `rbd` one of the user's.
+- `ceph_keys`: the cephx keys backend `ceph` generates once (pulumi-random): the monitors',
+  the admin's, each node's manager and OSD, and cinder's client. Every monitor is made from the
+  same keys and monmap, so the monitors form one quorum without anything copied between nodes.
+- `CephCluster` (backend `ceph`): per control node `<node>-ceph-mon` after its OpenStack install
+  (the packages and /etc/ceph/ceph.conf), then `<node>-ceph-osd` once every monitor is made:
+  its manager, its OSD (bluestore on a file) and the volumes pool.
+cinder-volume itself is a Pacemaker resource (components/cluster_units.py).
+"""
+from __future__ import annotations
+
+import base64
+import struct
+import uuid
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_random as random
+
+from components.node import ClusterNode
+from components.templating import render
+from settings import PROJECT, Node, Settings
+
+GIB = 1024 ** 3
+# cinder-volume's `backend_host`: the one name its volumes are served under, wherever it runs.
+VOLUME_HOST = "cluster"
+CLIENT_KEYRING = "/etc/ceph/openstack-ha-volumes.keyring"
+# Bluestore's cache per OSD (Ceph's default is 4 GiB, more than a control node spares).
+OSD_MEMORY_BYTES = GIB
+# How long an OSD step waits for the monitors' quorum and for its own OSD to be up.
+CEPH_WAIT_SECONDS = 300
+# cephx's key encoding: type 1 (AES), a creation time (left 0), 16 secret bytes.
+_CEPHX_HEADER = struct.pack("<HIIH", 1, 0, 0, 16)
+
+
+def cephx_key(secret_base64: str) -> str:
+    """A cephx key (what `ceph-authtool --gen-print-key` prints) around 16 random bytes."""
+    return base64.b64encode(_CEPHX_HEADER + base64.b64decode(secret_base64)).decode()
+
+
+def ceph_fsid(settings: Settings) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{PROJECT}/{settings.stack}/ceph"))
+
+
+def osd_uuid(settings: Settings, node: Node) -> str:
+    """The OSD's uuid: `ceph osd new` hands the same id back for it on every run."""
+    return str(uuid.uuid5(uuid.UUID(ceph_fsid(settings)), node.name))
+
+
+def ceph_facts(settings: Settings) -> Optional[dict[str, Any]]:
+    storage = settings.block_storage
+    if not storage.enabled:
+        return None
+    runs_cluster = storage.backend == "ceph"
+    controls = settings.controls
+    facts = {"runs_cluster": runs_cluster, "user": storage.user, "pool": storage.pool,
+             "client_keyring": CLIENT_KEYRING, "volume_host": VOLUME_HOST,
+             "monitors": [str(n.ip) for n in controls] if runs_cluster else list(storage.monitors)}
+    if runs_cluster:
+        facts.update(fsid=ceph_fsid(settings), monitor_names=[n.name for n in controls],
+                     network=str(settings.network.cidr), pool_size=min(3, len(controls)),
+                     pool_min_size=2 if len(controls) >= 3 else 1,
+                     osd_size_bytes=storage.osd_size_gib * GIB, osd_memory_bytes=OSD_MEMORY_BYTES)
+    return facts
+
+
+def mgr_key(node: Node) -> str:
+    return f"ceph_mgr_{node.name}"
+
+
+def osd_key(node: Node) -> str:
+    return f"ceph_osd_{node.name}"
+
+
+def ceph_keys(settings: Settings, parent: pulumi.Resource) -> dict[str, pulumi.Output]:
+    """{secret name: cephx key}: cinder's client key (the cephClientKey secret with backend
+    rbd), and with backend ceph every key the cluster needs."""
+    backend = settings.block_storage.backend
+    if backend == "rbd":
+        return {"ceph_client": settings.secrets["cephClientKey"]}
+    if backend != "ceph":
+        return {}
+    names = ["ceph_client", "ceph_mon", "ceph_admin",
+             *(f(n) for n in settings.controls for f in (mgr_key, osd_key))]
+    return {name: random.RandomBytes(f"{name.replace('_', '-')}-key", length=16,
+                                     opts=pulumi.ResourceOptions(parent=parent)).base64.apply(
+                                         cephx_key) for name in names}
+
+
+@dataclass
+class CephClusterArgs:
+    settings: Settings
+    controls: list[ClusterNode]
+    # secret name -> bundle of those secrets on stdin (OpenStackSecrets.bundle)
+    bundle: Any
+    # Per control node, its OpenStack install: the Ceph packages and /etc/ceph/ceph.conf.
+    installed: dict[str, pulumi.Resource]
+
+
+class CephCluster(pulumi.ComponentResource):
+    """`ready`: every node's OSD step; the volumes pool exists once they are done."""
+
+    def __init__(self, name: str, args: CephClusterArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("openstack-ha:index:CephCluster", name, None, opts)
+        s = args.settings
+        facts = ceph_facts(s)
+        monitors = [n.spec for n in args.controls]
+        mon_steps = [node.step(
+            f"{node.spec.name}-ceph-mon", parent=self, depends_on=[args.installed[node.spec.name]],
+            create=render("ceph-mon.sh.j2", node_name=node.spec.name, ceph=facts,
+                          monitors=[(m.name, str(m.ip), mgr_key(m)) for m in monitors]),
+            stdin=args.bundle(["ceph_client", "ceph_mon", "ceph_admin",
+                               *(mgr_key(m) for m in monitors)]))
+            for node in args.controls]
+        self.ready = [node.step(
+            f"{node.spec.name}-ceph-osd", parent=self, depends_on=mon_steps,
+            create=render("ceph-osd.sh.j2", node_name=node.spec.name, ceph=facts,
+                          osd_uuid=osd_uuid(s, node.spec), wait_seconds=CEPH_WAIT_SECONDS),
+            stdin=args.bundle([mgr_key(node.spec), osd_key(node.spec)]))
+            for node in args.controls]
+        self.register_outputs({"fsid": facts["fsid"]})

@@ -1,0 +1,97 @@
+"""blockStorage: the backend follows the install, each backend's keys are checked before any
+resource exists, and the Ceph steps run in the order a quorum needs, before Pacemaker first
+starts cinder-volume."""
+from __future__ import annotations
+
+import base64
+import struct
+
+import pytest
+
+import settings
+from components.block_storage import cephx_key
+from tests.conftest import stack_config
+from tests.unit.test_settings import problems
+from tools import render
+
+RBD = {"backend": "rbd", "monitors": ["10.30.0.5", "ceph2.example.net:6789"], "user": "osha"}
+
+
+def parse(stack: str = "debian", **overrides) -> settings.Settings:
+    return settings.parse(stack_config(stack, **overrides), stack)
+
+
+def test_the_backend_follows_the_install_and_cinder():
+    assert parse().block_storage.backend == "ceph"
+    assert parse(openstack={"install": "none"}).block_storage.backend == "none"
+    debian = stack_config("debian")
+    assert parse(services={**debian.get("services", {}), "cinder": False}) \
+        .block_storage.backend == "none"
+
+
+def test_each_backend_refuses_what_does_not_apply():
+    assert any("cephClientKey" in p and "required with blockStorage.backend rbd" in p
+               for p in problems("debian", blockStorage=RBD))
+    assert any("monitors" in p and "required with backend rbd" in p
+               for p in problems("debian", blockStorage={"backend": "rbd"},
+                                 cephClientKey="AQB1"))
+    assert any("cephClientKey" in p and "applies with blockStorage.backend rbd only" in p
+               for p in problems("debian", cephClientKey="AQB1"))
+    assert any("osdSizeGib" in p and "applies with backend ceph only" in p
+               for p in problems("debian", blockStorage={"backend": "none", "osdSizeGib": 8}))
+    assert any("cinder-volume is installed with openstack.install packages" in p
+               for p in problems("dev", openstack={"install": "none"},
+                                 blockStorage={"backend": "ceph"}))
+    # The OSD's file leaves the root disk room for the system.
+    assert any("osdSizeGib" in p and "controlSize.diskGib 8" in p
+               for p in problems("lab", blockStorage={"osdSizeGib": 6}))
+    assert parse(blockStorage=RBD, cephClientKey="AQB1").block_storage.monitors == \
+        tuple(RBD["monitors"])
+
+
+def test_a_generated_key_is_a_cephx_key():
+    raw = bytes(range(16))
+    key = base64.b64decode(cephx_key(base64.b64encode(raw).decode()))
+    # What `ceph-authtool --gen-print-key` prints: type 1 (AES), a time, the length, the secret.
+    assert struct.unpack("<HIIH", key[:12]) == (1, 0, 0, 16) and key[12:] == raw
+    assert cephx_key(base64.b64encode(raw).decode()).startswith("AQ")
+
+
+@pytest.fixture(scope="module")
+def lab() -> render.Graph:
+    return render.run_program(stack_config("lab"), "lab")
+
+
+def test_the_osds_wait_for_every_monitor_and_pacemaker_for_the_osds(lab):
+    controls = [n.name for n in lab.settings.controls]
+    for name in controls:
+        assert f"{name}-openstack-install" in lab.waits_for(lab.named(f"{name}-ceph-mon"))
+        assert {f"{n}-ceph-mon" for n in controls} <= \
+            set(lab.waits_for(lab.named(f"{name}-ceph-osd")))
+    assert {f"{n}-ceph-osd" for n in controls} <= set(lab.waits_for(lab.named("cluster-layout")))
+    assert not [r for r in lab.registrations if r.name.startswith("cmp1-ceph")]
+
+
+def test_each_step_gets_only_the_keys_it_uses(lab):
+    def names(step: str) -> set[str]:
+        return {line.split("=", 1)[0] for line in
+                lab.named(step).inputs["stdin"].splitlines()}
+    assert names("ctl2-ceph-osd") == {"ceph_mgr_ctl2", "ceph_osd_ctl2"}
+    assert names("ctl2-ceph-mon") == {"ceph_client", "ceph_mon", "ceph_admin", "ceph_mgr_ctl1",
+                                      "ceph_mgr_ctl2", "ceph_mgr_ctl3"}
+    # cinder's client key reaches the install, the OSDs' keys do not.
+    install = names("ctl1-openstack-install")
+    assert "ceph_client" in install and not [n for n in install if n.startswith("ceph_osd")]
+
+
+def test_an_external_cluster_runs_no_ceph_daemons_and_uses_the_given_key():
+    graph = render.run_program(stack_config("debian", blockStorage=RBD, cephClientKey="AQB1"),
+                               "debian")
+    assert not [r for r in graph.registrations if "ceph-mon" in r.name or "ceph-osd" in r.name]
+    install = graph.named("ctl1-openstack-install")
+    assert "ceph_client=AQB1" in install.inputs["stdin"].splitlines()
+    script = install.inputs["create"]
+    assert "mon_host = 10.30.0.5,ceph2.example.net:6789" in script
+    assert "ceph-mon" not in script and "cinder-volume" in script
+    assert "shadow resource create cinder-volume systemd:cinder-volume" in \
+        graph.named("cluster-layout").inputs["create"]
