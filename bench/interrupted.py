@@ -114,8 +114,9 @@ def markdown(runs: list[Run]) -> str:
     for r in runs:
         point = f"{r.step} +{r.seconds:.0f} s" if r.step else "clean run (the reference)"
         outcome = "converged" if r.converged else "; ".join(r.problems)
+        run = "-" if r.second_run_seconds is None else f"{r.second_run_seconds} s"
         lines.append(f"| {r.seed if r.seed is not None else '-'} | {point} | "
-                     f"{', '.join(r.in_flight) or '-'} | {r.second_run_seconds} s | {outcome} |")
+                     f"{', '.join(r.in_flight) or '-'} | {run} | {outcome} |")
     return "\n".join(lines)
 
 

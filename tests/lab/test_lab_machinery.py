@@ -465,17 +465,21 @@ def test_the_interrupted_bench_report_round_trips_and_tables_each_run(tmp_path):
             interrupted.Run(3, "ctl1-openstack-install", 61.4,
                             ["ctl1-openstack-install", "ctl2-openstack-install"], 300.2),
             interrupted.Run(4, "cluster-setup", 12.0, ["cluster-setup"], 250.0,
-                            ["keystone lists twice: {'user': ['nova']}"])]
+                            ["keystone lists twice: {'user': ['nova']}"]),
+            interrupted.Run(5, "ctl1-sysctl", 0.0, ["ctl1-sysctl"], None,
+                            ["ctl1-openstack-install create exited 100"])]
     path = tmp_path / "interrupted.json"
     interrupted.save(runs, path, "a machine")
     assert interrupted.load(path) == runs
-    assert [r.converged for r in runs] == [True, True, False]
+    assert [r.converged for r in runs] == [True, True, False, False]
     assert interrupted.markdown(runs).splitlines()[2:] == [
         "| - | clean run (the reference) | - | 400.0 s | converged |",
         "| 3 | ctl1-openstack-install +61 s | ctl1-openstack-install, ctl2-openstack-install "
         "| 300.2 s | converged |",
         "| 4 | cluster-setup +12 s | cluster-setup | 250.0 s "
-        "| keystone lists twice: {'user': ['nova']} |"]
+        "| keystone lists twice: {'user': ['nova']} |",
+        # A second run that did not finish has no duration.
+        "| 5 | ctl1-sysctl +0 s | ctl1-sysctl | - | ctl1-openstack-install create exited 100 |"]
 
 
 class Answering:
