@@ -903,7 +903,8 @@ class Settings(Section):
     @rule("block_storage")
     def _block_storage_fits(cls, storage: BlockStorage, data: dict):
         openstack, services = data.get("openstack"), data.get("services")
-        if openstack is None or services is None:
+        # Without a valid release the services are not known (their rule returned them as given).
+        if openstack is None or services is None or data.get("release") is None:
             return storage
         backend = storage.backend or block_backend_for(openstack.installs, services)
         if backend != "none" and not (openstack.installs and services.get("cinder")):

@@ -188,6 +188,7 @@ HOST_KEY = render.stand_in_stdout("hostile", "hypervisor").strip() + " root@hype
 SECRETS = {"haclusterPassword": "hacluster-Secret-7f3a", "keystoneAdminPassword":
            "keystone-Secret-c01d", "mysqlRootPassword": "mysql-Secret-5e9b",
            "brokerPassword": "broker-Secret-2a64", "rhsmPassword": "rhsm-Secret-91c2",
+           "cephClientKey": "AQBceph+Secret/4e1a==",
            "adminSshPrivateKey": render.config_secret("hostile", "adminSshPrivateKey")}
 
 
@@ -218,7 +219,7 @@ def rhel_tls_rhsm() -> tuple[str, dict]:
         openstack={"install": "none"},
         services={"horizon": True, "heat": False},
         rhsmUsername="rhsm-user",
-        **{k: v for k, v in SECRETS.items() if k != "brokerPassword"})
+        **{k: v for k, v in SECRETS.items() if k not in ("brokerPassword", "cephClientKey")})
 
 
 def remote_iscsi() -> tuple[str, dict]:
@@ -230,18 +231,20 @@ def remote_iscsi() -> tuple[str, dict]:
                        keystone={"region": "RegionTwo", "adminUser": "cloud-admin",
                                  "adminProject": "ops", "openrcFile": "/root/openrc"},
                        **{k: v for k, v in SECRETS.items()
-                          if k not in ("keystoneAdminPassword", "rhsmPassword")})
+                          if k not in ("keystoneAdminPassword", "rhsmPassword", "cephClientKey")})
     raw["hypervisors"][1].update(fenceUser="fencer",
                                  authorizedKeysFile="/var/lib/fencer/authorized_keys")
     return "multihost", raw
 
 
 def debian_rbd() -> tuple[str, dict]:
-    """debian: Debian's zed installed by the stack, RabbitMQ, TLS, the group layouts, Ceph RBD,
-    fence_xvm, a node in maintenance."""
+    """debian: Debian's zed installed by the stack, RabbitMQ, TLS, the group layouts, Ceph RBD
+    for MySQL's disk and cinder's volumes, fence_xvm, a node in maintenance."""
     raw = stack_config("debian", sharedStorage={"kind": "rbd", "filesystem": "ext4", "source": {
         "pool": "rbd", "image": "osha-mysql", "monitors": ["10.20.0.5:6789", "ceph2.lan"],
         "hostDevice": "/dev/rbd/rbd/osha-mysql"}},
+        blockStorage={"backend": "rbd", "monitors": ["10.20.0.5:6789", "ceph2.lan"],
+                      "pool": "volumes", "user": "osha-volumes"},
         tls={"enabled": True}, storagePool="images", vip="10.20.0.10",
         fencing={"agent": "fence_xvm"}, maintenance=["ctl2"],
         **{k: v for k, v in SECRETS.items() if k != "rhsmPassword"})

@@ -216,7 +216,7 @@ CASES = {
         services=defaultdict(bool, keystone=True), databases_plan=h, catalogue_plan=h, keystone_units=[h],
         identity_url=h, needs_databases=[h], databases_made=h), [
         Fragment(r"needs_databases=", None, stubs=("dirname", "mkdir", "touch", "crm_resource"),
-                 variables=lambda h: {"needs_databases": [h]},
+                 variables=lambda h: {"needs_databases": [h], "databases_made": [h]},
                  calls=lambda h: [["--", h], ["-p", ""], [h],
                                   ["--resource", h, "--meta", "--get-parameter", "target-role"],
                                   ["--resource", h, "--meta", "--delete-parameter",

@@ -80,7 +80,8 @@ def test_admin_password_only_on_stdin(prod_graph, dev_graph):
     assert generated.inputs["stdin"].strip() == dev_graph.secrets["secrets/keystone-admin-password"]
     assert "OS_PASSWORD=$(read_secret " in generated.inputs["create"]
     # The image's own install without the secret: its openrc file, and nothing on stdin.
-    lab = render.run_program(stack_config("lab", openstack={"install": "none"}), "lab")
+    lab = render.run_program(stack_config("lab", openstack={"install": "none"},
+                                          blockStorage={}), "lab")
     plain = lab.named("keystone-endpoints")
     assert not plain.inputs.get("stdin")
     assert lab.settings.keystone.openrc_file in plain.inputs["create"]

@@ -19,7 +19,8 @@ from tools import render
 
 PASSWORDS = {"haclusterPassword": "hacluster-Secret-7f3a", "rhsmPassword": "rhsm-Secret-91c2",
              "keystoneAdminPassword": "keystone-Secret-5d0e",
-             "mysqlRootPassword": "mysql-Secret-c4b8", "brokerPassword": "broker-Secret-2a6f"}
+             "mysqlRootPassword": "mysql-Secret-c4b8", "brokerPassword": "broker-Secret-2a6f",
+             "cephClientKey": "AQBceph+Secret/83d1=="}
 ADMIN_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(
     hashlib.sha256(b"test-admin-key").digest()).private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
@@ -31,16 +32,20 @@ ENVIRONMENT = {"OSHA_RENDER_HACLUSTER_PASSWORD": "haclusterPassword",
                "OSHA_RENDER_KEYSTONE_ADMIN_PASSWORD": "keystoneAdminPassword",
                "OSHA_RENDER_MYSQL_ROOT_PASSWORD": "mysqlRootPassword",
                "OSHA_RENDER_BROKER_PASSWORD": "brokerPassword",
+               "OSHA_RENDER_CEPH_CLIENT_KEY": "cephClientKey",
                "OSHA_RENDER_ADMIN_SSH_PRIVATE_KEY": "adminSshPrivateKey"}
 COMMANDS = (render.REMOTE, render.LOCAL)
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    """dev with RHSM and every secret as a secure value (values from OSHA_RENDER_*), written out."""
+    """dev with RHSM, an external Ceph for the volumes and every secret as a secure value (values
+    from OSHA_RENDER_*), written out."""
     work = tmp_path_factory.mktemp("secrets")
     document = yaml.safe_load((render.ROOT / "Pulumi.dev.yaml").read_text())
     document["config"]["openstack-ha:rhsmUsername"] = "rhsm-user"
+    document["config"]["openstack-ha:blockStorage"] = {"backend": "rbd",
+                                                       "monitors": ["10.20.0.5"]}
     for key in settings.SECRET_KEYS:
         document["config"][f"openstack-ha:{key}"] = {"secure": "v1:AAAA"}
     stack_file = work / "Pulumi.dev.yaml"
