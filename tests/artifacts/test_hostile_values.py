@@ -215,12 +215,10 @@ CASES = {
         settings=settings(keystone=NS(admin_user=h, admin_project=h, region=h)),
         services=defaultdict(bool, keystone=True), databases_plan=h, catalogue_plan=h, keystone_units=[h],
         identity_url=h, needs_databases=[h], databases_made=h), [
-        Fragment(r"needs_databases=", None, stubs=("dirname", "mkdir", "touch", "crm_resource"),
+        Fragment(r"needs_databases=", None, stubs=("dirname", "mkdir", "touch", "pcs"),
                  variables=lambda h: {"needs_databases": [h], "databases_made": [h]},
                  calls=lambda h: [["--", h], ["-p", ""], [h],
-                                  ["--resource", h, "--meta", "--get-parameter", "target-role"],
-                                  ["--resource", h, "--meta", "--delete-parameter",
-                                   "target-role"]]),
+                                  ["resource", "meta", h, "target-role=Started"]]),
         Fragment(r"databases_plan=", r"elapsed\(\)", variables=lambda h: {
             "databases_plan": [h], "catalogue_plan": [h], "keystone_units": [h]}),
         Fragment(r"  OS_BOOTSTRAP_PASSWORD=", r"fi$", stubs=("runuser",), prelude="admin_password=pw",
