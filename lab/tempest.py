@@ -133,7 +133,13 @@ def run_smoke(cloud: Cloud, work: Path) -> Outcome:
     """Tempest's smoke selection against `cloud` from the lab network."""
     ensure_alt_flavor(cloud)
     ensure_public_image(cloud)
-    subprocess.run(["tempest", "init", str(work)], check=True, capture_output=True, timeout=120)
+    # A workspace file of its own: Tempest's global one (~/.tempest) refuses a second
+    # workspace of the same name, as a later lab's would be.
+    init = subprocess.run(["tempest", "init", "--workspace-path",
+                           str(work.parent / "tempest-workspace.yaml"), str(work)],
+                          capture_output=True, text=True, timeout=120)
+    if init.returncode != 0:
+        raise RuntimeError(f"tempest init: {init.stdout}{init.stderr}")
     conf = tempest_conf(cloud, work, IMAGE)
     unknown = unknown_options(conf)
     if unknown:
