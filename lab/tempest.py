@@ -64,7 +64,9 @@ def tempest_conf(cloud: Cloud, work: Path, image: str) -> configparser.ConfigPar
 
     image_id = id_of("image", image)
     extensions = cloud.run("extension", "list", "--network", "-f", "value", "-c", "Alias")
-    horizon = cloud.horizon_url("/")
+    # As a browser has it, the default port left out: over TLS Django checks a login's Referer
+    # against the Host header, which carries no ":443".
+    horizon = f"{cloud.scheme}://{cloud.fqdn}/"
     conf = configparser.ConfigParser()
     conf.read_dict({
         "DEFAULT": {"log_dir": str(work / "logs"), "log_file": "tempest.log"},

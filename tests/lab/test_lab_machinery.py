@@ -596,6 +596,7 @@ def test_tempest_is_configured_from_the_stack(tmp_path):
     assert conf["service_available"]["cinder"] == "true"
     assert conf["service_available"]["swift"] == "false"
     assert conf["auth"]["admin_password"] == "pw"
+    assert conf["dashboard"]["dashboard_url"] == "https://openstack.osha-lab.internal/"
     without_volumes = _ListingCloud("openstack.osha-lab.internal", "pw", "RegionOne",
                                     {"cinder": True}, None)
     assert tempest.tempest_conf(without_volumes, tmp_path, "lab-kept")[
