@@ -151,6 +151,19 @@ class Rendered:
         """Steps that finish before `name` starts (libvirt and key resources already exist)."""
         return [d for d in self.steps[name].waits_for if d in self.steps]
 
+    def ancestors(self, name: str) -> set[str]:
+        """Steps that finish before `name` starts, directly or through others: a partial run
+        (an update of changed steps) keeps the order unchanged steps between them impose, as
+        the engine does."""
+        found: set[str] = set()
+        pending = list(self.dependencies(name))
+        while pending:
+            step = pending.pop()
+            if step not in found:
+                found.add(step)
+                pending += self.dependencies(step)
+        return found
+
     def order(self) -> list[str]:
         """All steps, each after its dependencies (stable: manifest order among equals)."""
         done: list[str] = []
@@ -305,11 +318,10 @@ class Replayer:
     def run(self, phase: str, only: Optional[list[str]] = None) -> list[Result]:
         """Run `phase` for `only` (default: every step), honouring dependencies among them."""
         names = [n for n in self.rendered.order() if only is None or n in only]
-        blockers = self._dependents if phase == "delete" else self.rendered.dependencies
-        return self._schedule(names, blockers, phase)
-
-    def _dependents(self, name: str) -> list[str]:
-        return [n for n in self.rendered.steps if name in self.rendered.dependencies(n)]
+        before = {n: self.rendered.ancestors(n) & set(names) for n in names}
+        if phase == "delete":
+            before = {n: {m for m in names if n in before[m]} for n in names}
+        return self._schedule(names, before.__getitem__, phase)
 
     def _schedule(self, names: list[str], blockers, phase: str) -> list[Result]:
         done: set[str] = set()

@@ -122,16 +122,20 @@ def render_of(root, resources: list[Resource]) -> replay.Rendered:
     return replay.Rendered.load(root)
 
 
-def local_steps(root, steps: dict[str, tuple[str, list[str]]]) -> replay.Rendered:
-    """A render of local steps: name: (its shell text, the steps it waits for)."""
+def local_steps(root, steps: dict[str, tuple[str, list[str]]],
+                phases: tuple[str, ...] = ("create",)) -> replay.Rendered:
+    """A render of local steps: name: (its shell text for each of `phases`, the steps it waits
+    for)."""
     resources = []
     for name, (text, after) in steps.items():
         (root / name).mkdir(parents=True)
-        (root / name / "create.sh").write_text(text)
+        for phase in phases:
+            (root / name / f"{phase}.sh").write_text(text)
         resources.append(Resource(name=name, type="command:local:Command", parent=None,
                                   depends_on=after, waits_for=after,
                                   host=Host(host="localhost"),
-                                  files={"create": f"{name}/create.sh"}, inputs={}))
+                                  files={phase: f"{name}/{phase}.sh" for phase in phases},
+                                  inputs={}))
     return render_of(root, resources)
 
 
@@ -180,6 +184,22 @@ def test_a_resumed_run_runs_again_only_what_the_killed_run_did_not_finish(tmp_pa
     assert [(r.name, r.returncode) for r in results] == [
         ("first", 0), ("killed", -signal.SIGKILL), ("killed", 0), ("blocked", 0)]
     assert runs.read_text().split() == ["first", "killed", "blocked"]
+
+
+@pytest.mark.parametrize("phase", ["create", "delete"])
+def test_a_partial_run_keeps_the_order_a_step_left_out_imposes(tmp_path, phase):
+    """As the engine's update: `last` waits for `first` through `between`, which does not run
+    (unchanged); a delete runs them the other way round."""
+    log = tmp_path / "log"
+    script = "echo {0} start >>{1}; sleep 0.5; echo {0} end >>{1}"
+    steps = local_steps(tmp_path / "render", {
+        "first": (script.format("first", log), []),
+        "between": ("true", ["first"]),
+        "last": (script.format("last", log), ["between"])}, phases=("create", "delete"))
+    replay.Replayer(steps, jobs=4).run(phase, ["first", "last"])
+    expected = ["first", "last"] if phase == "create" else ["last", "first"]
+    assert log.read_text().split("\n")[:-1] == [f"{name} {event}" for name in expected
+                                                for event in ("start", "end")]
 
 
 def test_changed_steps_are_exactly_the_edited_ones(rendered, tmp_path):
