@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -50,18 +52,48 @@ def test_no_check_pipes_into_a_grep_that_stops_reading(rendered, stack):
     assert not piped, "read the whole output first (a variable, then grep <<<):\n" + "\n".join(piped)
 
 
-def secret_reads(script: str) -> list[tuple[str, str]]:
-    """(variable, the script up to and including that line) for each `VAR=$(read_secret ...)`."""
+@dataclass(frozen=True)
+class SecretRead:
+    """One read of stdin: `probe` runs the script up to it and prints what it read."""
+
+    probe: str
+    # stdin -> what the probe prints
+    expected: Callable[[str], str]
+
+
+def bundle_of(stdin: str, prefix: str) -> str:
+    """read_bundle's array for `stdin`, one sorted `NAME=value` line per entry (the last line of
+    a name wins; a line without `=` is its own name and value)."""
+    found = {}
+    for line in stdin.rstrip("\n").split("\n"):
+        if line:
+            found[prefix + line.split("=", 1)[0]] = line.split("=", 1)[-1]
+    return "".join(sorted(f"{name}={value}\n" for name, value in found.items()))
+
+
+def secret_reads(script: str) -> list[SecretRead]:
+    """Each top-level `VAR=$(read_secret ...)` and `read_bundle WHAT ARRAY [PREFIX]`."""
     lines = script.replace(ROOT_PROLOGUE, "").splitlines(keepends=True)
-    return [(match.group(1), "".join(lines[:index + 1]))
-            for index, line in enumerate(lines)
-            if (match := re.match(r"(\w+)=\$\(read_secret ", line))]
+    reads = []
+    for index, line in enumerate(lines):
+        head = "".join(lines[:index + 1])
+        if match := re.match(r"(\w+)=\$\(read_secret ", line):
+            reads.append(SecretRead(f'{head}printf %s "${match.group(1)}"\n',
+                                    lambda stdin: stdin.rstrip("\n")))
+        elif match := re.match(r"read_bundle '[^']*' (\w+) ?(\w*)$", line):
+            array, prefix = match.groups()
+            print_array = (f'for name in "${{!{array}[@]}}"; do printf "%s=%s\\n" "$name" '
+                           f'"${{{array}[$name]}}"; done | LC_ALL=C sort\n')
+            reads.append(SecretRead(head + print_array,
+                                    lambda stdin, prefix=prefix: bundle_of(stdin, prefix)))
+    return reads
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_secrets_read_from_stdin_arrive_whole(rendered, stack, tmp_path):
     """Each step with stdin reads it once, whole: a two-line secret arrives intact (only trailing
-    newlines dropped), the rendered stdin too, and an empty stdin stops the script."""
+    newlines dropped), a bundle of NAME=value lines arrives as its names and values, the rendered
+    stdin too, and an empty stdin stops the script."""
     out = rendered(stack)
     checked = 0
     for resource in Manifest.load(out).resources:
@@ -74,14 +106,13 @@ def test_secrets_read_from_stdin_arrive_whole(rendered, stack, tmp_path):
                 continue
             reads = secret_reads((out / path).read_text())
             assert len(reads) == 1, f"{path}: the secret is read {len(reads)} times"
-            ((variable, head),) = reads
-            probe = f'{head}printf %s "${variable}"\n'
-            for secret in ("first line of it\nsecond line $(:>MARKER)", rendered_stdin):
-                result = subprocess.run(["bash", "-c", probe], input=secret, cwd=tmp_path,
+            (read,) = reads
+            for secret in ("first line of it\nsecond=line $(:>MARKER)", rendered_stdin):
+                result = subprocess.run(["bash", "-c", read.probe], input=secret, cwd=tmp_path,
                                         capture_output=True, text=True)
                 assert result.returncode == 0, f"{path}: {result.stderr}"
-                assert result.stdout == secret.rstrip("\n"), path
-            empty = subprocess.run(["bash", "-c", probe], input="", capture_output=True,
+                assert result.stdout == read.expected(secret), path
+            empty = subprocess.run(["bash", "-c", read.probe], input="", capture_output=True,
                                    text=True)
             assert empty.returncode != 0 and "stdin carries no" in empty.stderr, path
             checked += 1

@@ -80,7 +80,7 @@ def test_install_stdin_carries_exactly_what_the_files_name(debian):
                         if m.group(1) == "SECRET"}
         assert placeholders <= set(names)
         assert not [v for v in secrets if v in step.inputs["create"]]
-        assert "bundle=$(read_secret " in step.inputs["create"]
+        assert "read_bundle 'OpenStack secrets' value SECRET_" in step.inputs["create"]
     compute = debian.named("cmp1-openstack-install").inputs["stdin"]
     assert sorted(line.split("=")[0] for line in compute.splitlines()) == ["broker", "ks_nova"]
 
