@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # The embedded default backend (Pulumi.yaml) keeps state in ~/.pulumi-openstack-ha.
 STATE_DIR := $(HOME)/.pulumi-openstack-ha
 
-.PHONY: deps venv test lab lab-tempest lab-deps lab-vms lab-deps-vms bench bench-interrupted bench-maintenance up preview destroy render settings-doc pulumi-cli ephemeral render-diff
+.PHONY: deps venv test lab lab-deps lab-vms lab-deps-vms bench bench-interrupted bench-maintenance up preview destroy render settings-doc pulumi-cli ephemeral render-diff
 
 # Debian packages the tests run (listed in .ci/packages.txt); installs only what is missing.
 deps:
@@ -25,7 +25,8 @@ test: deps venv
 	$(PYTHON) -m pytest -q -n auto
 
 # The lab: the stack's own steps on libvirt LXC containers in a private network namespace
-# (tests/lab; converge, checks, a failover round per layout, re-run, delete). `make lab-vms` runs
+# (tests/lab; converge, checks, Tempest's smoke selection, a failover round per layout, re-run,
+# delete). `make lab-vms` runs
 # the same tests on qemu VMs under software emulation (slow). PROFILE=fast for the quick failover
 # settings (lab/session.py).
 PROFILE ?= default
@@ -36,10 +37,6 @@ lab-deps-vms: lab-deps
 	bash .ci/install-deps lab/host-packages-vms.txt
 
 lab: lab-deps venv
-	OSHA_LAB_PROFILE=$(PROFILE) $(PYTHON) -m pytest -q -s -m "lab and not tempest" tests/lab --durations=0
-
-# The lab with Tempest's smoke selection against the converged cloud (lab/tempest.py).
-lab-tempest: lab-deps venv
 	OSHA_LAB_PROFILE=$(PROFILE) $(PYTHON) -m pytest -q -s -m lab tests/lab --durations=0
 
 lab-vms: lab-deps-vms venv

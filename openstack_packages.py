@@ -86,7 +86,8 @@ def packages(role: str, family: str, services: dict[str, bool], l2_unit: Optiona
     """Every package a node of `role` installs."""
     if role == "compute":
         compute = data()["compute"]
-        return _unique([*compute["common"][family], *compute_driver(driver)["packages"][family]])
+        return _unique([*compute["common"][family], *compute_driver(driver)["packages"][family],
+                        *_compute_agent(family, services, l2_unit).get("packages", [])])
     found = list(data()["control"]["common"][family])
     for name in _on(services):
         found += data()["services"][name]["packages"][family]
@@ -97,12 +98,23 @@ def packages(role: str, family: str, services: dict[str, bool], l2_unit: Optiona
     return _unique(found)
 
 
+def _compute_agent(family: str, services: dict[str, bool], l2_unit: Optional[str]) -> dict:
+    """The L2 agent on a compute node ({} if none): neutron binds a port only to a host whose
+    agent reports, so every compute node runs one (the control nodes run it as one cluster
+    resource)."""
+    if l2_unit is None or not services.get("neutron"):
+        return {}
+    return l2_agents(family)[l2_unit]
+
+
 def run_units(role: str, family: str, services: dict[str, bool], l2_unit: Optional[str],
               driver: str) -> list[str]:
     """Units every node of `role` runs once the bootstrap is done."""
     if role == "compute":
         compute = data()["compute"]
-        return _unique([*compute_driver(driver)["units"][family], *compute["units"][family]])
+        agent = _compute_agent(family, services, l2_unit)
+        return _unique([*compute_driver(driver)["units"][family], *compute["units"][family],
+                        *agent.get("units", []), *([l2_unit] if agent else [])])
     found = list(data()["control"]["common_units"][family])
     if l2_unit is not None:
         found += l2_agents(family)[l2_unit].get("units", [])

@@ -87,7 +87,7 @@ def node_edits(settings: Settings, node: Node) -> list[Edit]:
 
 def node_restarts(settings: Settings, node: Node) -> list[Restart]:
     """Per file: its units, the Pacemaker-managed ones as their resource ids."""
-    resource_of = resource_of_unit(settings)
+    resource_of = resource_of_unit(settings, node.role)
     return [Restart.of(entry["path"], entry["units"][settings.image.os_family], resource_of)
             for entry in load_rules() if node.role in entry["roles"]]
 

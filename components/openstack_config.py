@@ -232,10 +232,11 @@ def _uwsgi_files(settings: Settings, values: dict) -> list[tuple[ConfigFile, tup
     return found
 
 
-def _restarts(settings: Settings, files: list[tuple[ConfigFile, tuple[str, ...]]]) -> tuple:
+def _restarts(settings: Settings, node: Node,
+              files: list[tuple[ConfigFile, tuple[str, ...]]]) -> tuple:
     """Who re-reads each of the install's own files: units, and cluster resources for the units
     Pacemaker runs."""
-    resource_of = resource_of_unit(settings)
+    resource_of = resource_of_unit(settings, node.role)
     return tuple(merged(Restart.of(config.path, units, resource_of) for config, units in files))
 
 
@@ -262,10 +263,10 @@ def node_plan(settings: Settings, node: Node) -> NodePlan:
         preseed=preseed(node.role, family),
         release_package=openstack_packages.release_package(family, s.release),
         files=tuple(f for f, _ in files),
-        restarts=_restarts(s, files),
+        restarts=_restarts(s, node, files),
         run_units=tuple(openstack_packages.run_units(node.role, family, s.services, l2_unit,
                                                      driver)),
-        cluster_units=tuple(resource_of_unit(s)) if control else (),
+        cluster_units=tuple(resource_of_unit(s, node.role)),
         idle_units=tuple(openstack_packages.idle_units(node.role, family)),
         keystone_keys=control and bool(s.services.get("keystone")),
         horizon_site=control and family == "debian" and bool(s.services.get("horizon")))

@@ -207,7 +207,6 @@ def test_openstack_answers_at_the_vip(lab, cloud):
     assert not errors and None not in passed.values(), errors
 
 
-@pytest.mark.tempest
 def test_tempest_smoke_selection_passes(lab, cloud, tmp_path):
     """A peer's test suite: Debian's Tempest, its smoke selection against the converged cloud
     with no fault injected, passes (lab/tempest.py: configuration and the excluded tests)."""

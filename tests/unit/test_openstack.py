@@ -122,7 +122,26 @@ def test_start_enables_what_runs_and_waits_on_the_apis(debian):
     assert f"{s.controls[0].ip}:5000" in script and f"{s.controls[0].ip}:9292" not in script
     assert "systemctl restart" not in script
     compute = debian.named("cmp1-openstack-start").inputs["create"]
-    assert "\nrun_units=(nova-compute)\n" in compute
+    assert "\nrun_units=(nova-compute neutron-linuxbridge-agent)\n" in compute
+
+
+def test_every_compute_node_runs_the_l2_agent_without_the_servers_secrets(debian):
+    """neutron binds a server's port only to a host whose L2 agent reports: each compute node
+    runs the agent the control nodes run as a cluster resource, as a plain unit, with the
+    broker and no database or keystone credentials."""
+    for node in debian.settings.computes:
+        plan = node_plan(debian.settings, node)
+        assert "neutron-linuxbridge-agent" in plan.packages
+        assert plan.cluster_units == ()
+        by_path = {f.path: f.text for f in plan.files}
+        conf = by_path["/etc/neutron/neutron.conf"]
+        assert "transport_url = rabbit://" in conf and "[experimental]\nlinuxbridge = true" in conf
+        assert "[database]" not in conf and "keystone_authtoken" not in conf
+        assert "local_ip = " + str(node.ip) in by_path[
+            "/etc/neutron/plugins/ml2/linuxbridge_agent.ini"]
+        agent = [r for r in plan.restarts if r.path == "/etc/neutron/neutron.conf"]
+        assert [(r.units, r.resources) for r in agent] == [(("neutron-linuxbridge-agent",), ())]
+        assert set(plan.secrets) == {"broker", "ks_nova"}
 
 
 def test_the_install_keeps_units_stopped_and_cluster_units_disabled(debian):
