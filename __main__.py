@@ -5,7 +5,8 @@ Reads the stack config into one validated Settings object, then wires the compon
 import pulumi
 
 import settings as stack_settings
-from components.block_storage import CephCluster, CephClusterArgs
+from components.block_storage import (CephCluster, CephClusterArgs, LibvirtCephSecret,
+                                      LibvirtCephSecretArgs)
 from components.cluster import Cluster, ClusterArgs
 from components.cluster_resources import ClusterResources, ClusterResourcesArgs
 from components.credentials import Credentials, CredentialsArgs
@@ -70,6 +71,10 @@ openstack_bootstrap = OpenStackBootstrap("openstack", OpenStackBootstrapArgs(
     settings, controls, computes, openstack_secrets, openstack_install,
     [cluster_resources, *haproxy.installed])) if openstack_install else None
 started = openstack_bootstrap.started if openstack_bootstrap else []
+# Compute nodes attaching the volumes through libvirt: cinder's client key as a libvirt secret.
+if openstack_bootstrap and settings.attaches_volumes_with_libvirt:
+    LibvirtCephSecret("ceph-secret", LibvirtCephSecretArgs(
+        settings, computes, openstack_secrets.bundle, openstack_bootstrap.started_on))
 # The repoint runs once the layout (VIP, HAProxy, MySQL, broker) is up and the services run.
 endpoints = Endpoints("endpoints", EndpointsArgs(
     settings, controls, computes, [cluster_resources, *haproxy.installed, *started],

@@ -128,6 +128,7 @@ class Control(Strict):
 class BlockStorage(Strict):
     volume_unit: dict[Family, str]
     packages: dict[Literal["ceph", "rbd"], PerFamily]
+    libvirt_packages: PerFamily
 
 
 class Packages(Strict):

@@ -52,6 +52,11 @@ def compute_driver(name: str) -> dict:
     return data()["compute"]["drivers"][name]
 
 
+def attaches_with_libvirt(driver: str) -> bool:
+    """Whether nova's `driver` attaches volumes through libvirt and qemu."""
+    return compute_driver(driver)["nova"].startswith("libvirt.")
+
+
 @dataclass(frozen=True)
 class Database:
     name: str
@@ -86,8 +91,11 @@ def packages(role: str, family: str, services: dict[str, bool], l2_unit: Optiona
     """Every package a node of `role` installs."""
     if role == "compute":
         compute = data()["compute"]
+        attaches = block_backend != "none" and attaches_with_libvirt(driver)
         return _unique([*compute["common"][family], *compute_driver(driver)["packages"][family],
-                        *_compute_agent(family, services, l2_unit).get("packages", [])])
+                        *_compute_agent(family, services, l2_unit).get("packages", []),
+                        *(data()["block_storage"]["libvirt_packages"][family] if attaches
+                          else [])])
     found = list(data()["control"]["common"][family])
     for name in _on(services):
         found += data()["services"][name]["packages"][family]

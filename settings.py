@@ -969,6 +969,10 @@ class Settings(Section):
     is_prod = property(lambda self: self.tags.get("environment") == "prod")
     tls_enabled = property(lambda self: self.tls.enabled)
     mysql_require_tls = property(lambda self: self.tls.require_mysql_tls)
+    # Compute nodes attach cinder's Ceph volumes through libvirt and qemu.
+    attaches_volumes_with_libvirt = property(
+        lambda self: self.block_storage.enabled and bool(self.computes)
+        and openstack_packages.attaches_with_libvirt(self.openstack.compute_driver))
 
     def hypervisor(self, name: str) -> Hypervisor:
         return next(h for h in self.hypervisors if h.name == name)

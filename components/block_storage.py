@@ -8,6 +8,8 @@
 - `CephCluster` (backend `ceph`): per control node `<node>-ceph-mon` after its OpenStack install
   (the packages and /etc/ceph/ceph.conf), then `<node>-ceph-osd` once every monitor is made:
   its manager, its OSD (bluestore on a file) and the volumes pool.
+- `LibvirtCephSecret` (either backend, compute nodes with a libvirt driver): cinder's client key
+  as a libvirt secret, once the node's libvirtd runs.
 cinder-volume itself is a Pacemaker resource (components/cluster_units.py).
 """
 from __future__ import annotations
@@ -51,6 +53,11 @@ def osd_uuid(settings: Settings, node: Node) -> str:
     return str(uuid.uuid5(uuid.UUID(ceph_fsid(settings)), node.name))
 
 
+def libvirt_secret_uuid(settings: Settings) -> str:
+    """The uuid of the libvirt secret holding cinder's client key on compute nodes."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{PROJECT}/{settings.stack}/libvirt-ceph-secret"))
+
+
 def ceph_facts(settings: Settings) -> Optional[dict[str, Any]]:
     storage = settings.block_storage
     if not storage.enabled:
@@ -59,6 +66,7 @@ def ceph_facts(settings: Settings) -> Optional[dict[str, Any]]:
     controls = settings.controls
     facts = {"runs_cluster": runs_cluster, "user": storage.user, "pool": storage.pool,
              "client_keyring": CLIENT_KEYRING, "volume_host": VOLUME_HOST,
+             "secret_uuid": libvirt_secret_uuid(settings),
              "monitors": [str(n.ip) for n in controls] if runs_cluster else list(storage.monitors)}
     if runs_cluster:
         facts.update(fsid=ceph_fsid(settings), monitor_names=[n.name for n in controls],
@@ -123,3 +131,37 @@ class CephCluster(pulumi.ComponentResource):
             stdin=args.bundle([mgr_key(node.spec), osd_key(node.spec)]))
             for node in args.controls]
         self.register_outputs({"fsid": facts["fsid"]})
+
+
+@dataclass
+class LibvirtCephSecretArgs:
+    settings: Settings
+    computes: list[ClusterNode]
+    # secret name -> bundle of those secrets on stdin (OpenStackSecrets.bundle)
+    bundle: Any
+    # Per compute node, its start step (libvirtd runs once it is done).
+    started_on: dict[str, pulumi.Resource]
+
+
+def libvirt_secret_xml(settings: Settings) -> str:
+    facts = ceph_facts(settings)
+    return render("libvirt-ceph-secret.xml.j2", uuid=facts["secret_uuid"], user=facts["user"])
+
+
+class LibvirtCephSecret(pulumi.ComponentResource):
+    """Per compute node with a libvirt driver, `<node>-ceph-secret`: cinder's client key as the
+    libvirt secret qemu attaches the volumes with (nova's and cinder's rbd_secret_uuid)."""
+
+    def __init__(self, name: str, args: LibvirtCephSecretArgs,
+                 opts: pulumi.ResourceOptions = None):
+        super().__init__("openstack-ha:index:LibvirtCephSecret", name, None, opts)
+        secret_uuid = libvirt_secret_uuid(args.settings)
+        self.defined = [node.step(
+            f"{node.spec.name}-ceph-secret", parent=self,
+            depends_on=[args.started_on[node.spec.name]],
+            create=render("libvirt-ceph-secret.sh.j2", secret_uuid=secret_uuid,
+                          secret_xml=libvirt_secret_xml(args.settings)),
+            delete=render("libvirt-ceph-secret-delete.sh.j2", secret_uuid=secret_uuid),
+            stdin=args.bundle(["ceph_client"]))
+            for node in args.computes]
+        self.register_outputs({"uuid": secret_uuid})

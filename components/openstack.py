@@ -196,16 +196,18 @@ class OpenStackBootstrap(pulumi.ComponentResource):
             stdin=args.secrets.bundle(bootstrap_secrets(s)))
         # One node after the other: started together, three nodes' services on a small
         # machine outlasted systemd's start timeout.
-        self.started: list[pulumi.Resource] = []
-        for group in (args.controls, args.computes):
-            for node in group:
-                plan = args.install.plans[node.spec.name]
-                self.started.append(node.step(
-                    f"{node.spec.name}-openstack-start", parent=self,
-                    depends_on=[self.bootstrap, *self.started[-1:]],
-                    create=render("openstack-start.sh.j2", run_units=plan.run_units,
-                                  idle_units=plan.idle_units, started_marker=STARTED_MARKER,
-                                  apis=node_apis(s, node.spec))))
+        self.started_on: dict[str, pulumi.Resource] = {}
+        previous: list[pulumi.Resource] = []
+        for node in args.controls + args.computes:
+            plan = args.install.plans[node.spec.name]
+            previous = [node.step(
+                f"{node.spec.name}-openstack-start", parent=self,
+                depends_on=[self.bootstrap, *previous],
+                create=render("openstack-start.sh.j2", run_units=plan.run_units,
+                              idle_units=plan.idle_units, started_marker=STARTED_MARKER,
+                              apis=node_apis(s, node.spec)))]
+            self.started_on[node.spec.name] = previous[0]
+        self.started = list(self.started_on.values())
         self.register_outputs({"identity_url": identity_url(s)})
 
 

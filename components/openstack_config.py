@@ -153,7 +153,8 @@ def context(settings: Settings, node: Node) -> dict[str, Any]:
         "ceph": ceph_facts(s),
         "mechanism": agent[2] if agent else "linuxbridge",
         "compute_driver": driver["nova"],
-        "virt_type": s.openstack.compute_driver if driver["nova"].startswith("libvirt") else "",
+        "virt_type": s.openstack.compute_driver
+        if openstack_packages.attaches_with_libvirt(s.openstack.compute_driver) else "",
         "lock": {svc: LOCK_PATHS[family].format(svc)
                  for svc in ("glance", "nova", "neutron", "cinder", "heat")},
         "allowed_hosts": [s.vip_fqdn, str(s.vip), node.name, f"{node.name}.{domain}", str(node.ip),

@@ -240,6 +240,11 @@ CASES = {
         node_name=h, osd_uuid=h, ceph=dict(pool=h), wait_seconds=300), [
         Fragment(r"name=", r"work=", variables=lambda h: {
             "name": [h], "osd_uuid": [h], "pool": [h], "wait_seconds": ["300"]})]),
+    "libvirt-ceph-secret": Case("libvirt-ceph-secret.sh.j2", lambda h: dict(
+        secret_uuid=h, secret_xml=h), [
+        Fragment(r"uuid=", r"work=", variables=lambda h: {"uuid": [h], "definition": [h]})]),
+    "libvirt-ceph-secret-delete": Case("libvirt-ceph-secret-delete.sh.j2", lambda h: dict(
+        secret_uuid=h), [Fragment(r"uuid=", r"if virsh", variables=lambda h: {"uuid": [h]})]),
     "cib-layout-delete": Case("cib-layout-delete.sh.j2", lambda h: dict(tag=h), [
         Fragment("#!", r"managed=", variables=lambda h: {"tag": [h]})]),
 }

@@ -8,8 +8,9 @@ import struct
 
 import pytest
 
+import openstack_packages
 import settings
-from components.block_storage import cephx_key
+from components.block_storage import cephx_key, libvirt_secret_uuid
 from tests.conftest import stack_config
 from tests.unit.test_settings import problems
 from tools import render
@@ -95,3 +96,38 @@ def test_an_external_cluster_runs_no_ceph_daemons_and_uses_the_given_key():
     assert "ceph-mon" not in script and "cinder-volume" in script
     assert "shadow resource create cinder-volume systemd:cinder-volume" in \
         graph.named("cluster-layout").inputs["create"]
+
+
+def libvirt_packages(s: settings.Settings) -> list[str]:
+    return openstack_packages.data()["block_storage"]["libvirt_packages"][s.image.os_family]
+
+
+@pytest.mark.parametrize("overrides", [{}, {"blockStorage": RBD, "cephClientKey": "AQB1"}],
+                         ids=["ceph", "rbd"])
+def test_libvirt_compute_nodes_hold_cinders_key_as_the_secret_nova_and_cinder_name(overrides):
+    """nova's libvirt driver attaches a Ceph volume by the libvirt secret cinder names: each
+    compute node with a libvirt driver gets qemu's RBD driver and cinder's client key as that
+    secret, once its libvirtd runs; nova.conf and cinder.conf name the one uuid."""
+    graph = render.run_program(stack_config("dev", **overrides), "dev")
+    secret_uuid = libvirt_secret_uuid(graph.settings)
+    cinder = graph.named("ctl1-openstack-install").inputs["create"]
+    assert f"rbd_secret_uuid = {secret_uuid}" in cinder
+    for node in graph.settings.computes:
+        step = graph.named(f"{node.name}-ceph-secret")
+        assert f"{node.name}-openstack-start" in graph.waits_for(step)
+        assert [line.split("=", 1)[0] for line in step.inputs["stdin"].splitlines()] == \
+            ["ceph_client"]
+        assert secret_uuid in step.inputs["create"] and secret_uuid in step.inputs["delete"]
+        install = graph.named(f"{node.name}-openstack-install").inputs["create"]
+        assert f"rbd_secret_uuid = {secret_uuid}" in install
+        assert all(f" {p}" in install for p in libvirt_packages(graph.settings))
+    if overrides:
+        assert "ceph_client=AQB1" in graph.named("cmp1-ceph-secret").inputs["stdin"]
+
+
+def test_compute_nodes_without_libvirt_get_no_secret(lab):
+    assert not [r for r in lab.registrations if r.name.endswith("-ceph-secret")]
+    assert lab.settings.computes and not lab.settings.attaches_volumes_with_libvirt
+    install = lab.named("cmp1-openstack-install").inputs["create"]
+    assert "rbd_secret_uuid" not in install
+    assert not [p for p in libvirt_packages(lab.settings) if f" {p}" in install]
