@@ -52,7 +52,7 @@ def single_node_services(settings: Settings) -> dict[str, str]:
 
 def resource_of_unit(settings: Settings, role: str) -> dict[str, str]:
     """{unit: resource id} of `single_node_services` on a node of `role`: the resource a restart
-    of the unit goes through. None on a compute node: the L2 agent is a plain unit there."""
+    of the unit goes through. Empty on a compute node: the L2 agent is a plain unit there."""
     if role != "control":
         return {}
     return {unit: name for name, unit in single_node_services(settings).items()}

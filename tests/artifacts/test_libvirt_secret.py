@@ -24,7 +24,10 @@ command=$1 uuid=$2
 case $command in
   secret-define) uuid=$(sed -n 's:.*<uuid>\(.*\)</uuid>.*:\1:p' "$2"); cp "$2" "$OSHA_SECRETS/$uuid.xml" ;;
   secret-dumpxml) cat "$OSHA_SECRETS/$uuid.xml" 2>/dev/null || exit 1 ;;
-  secret-get-value) cat "$OSHA_SECRETS/$uuid" 2>/dev/null || exit 1 ;;
+  secret-get-value)
+    # libvirt never reveals a private secret's value.
+    grep -q "private=.yes" "$OSHA_SECRETS/$uuid.xml" && exit 1
+    cat "$OSHA_SECRETS/$uuid" 2>/dev/null || exit 1 ;;
   secret-set-value)
     [ "$3" = --file ] && [ -e "$OSHA_SECRETS/$uuid.xml" ] || exit 1
     cp "$4" "$OSHA_SECRETS/$uuid" ;;
