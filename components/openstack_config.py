@@ -56,6 +56,11 @@ CALL_BOUNDS = {
     "broker_heartbeat_seconds": 10,
 }
 
+# How long oslo.cache skips a memcached it found dead (templates/openstack/_cache.j2): the time
+# control nodes may disagree about where a key lives once that memcached is back. Each retry of
+# a silent node's costs a call up to memcache_socket_timeout (1 s).
+CACHE_DEAD_RETRY_SECONDS = 10
+
 
 @dataclass(frozen=True)
 class ConfigFile:
@@ -145,6 +150,7 @@ def context(settings: Settings, node: Node) -> dict[str, Any]:
         "memcached": ",".join(memcached_servers(s)),
         "memcached_list": memcached_servers(s),
         **CALL_BOUNDS,
+        "cache_dead_retry_seconds": CACHE_DEAD_RETRY_SECONDS,
         "workers": s.openstack.workers,
         "daemon_workers": s.openstack.daemon_workers,
         "shared_dir": s.cluster.shared_dir,

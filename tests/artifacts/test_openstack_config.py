@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from components.node import ROOT_PROLOGUE
-from components.openstack_config import CALL_BOUNDS, PLACEHOLDER, node_plan
+from components.openstack_config import (CACHE_DEAD_RETRY_SECONDS, CALL_BOUNDS, PLACEHOLDER,
+                                         node_plan)
 from tests.conftest import stack_config
 from tools import render
 
@@ -278,6 +279,13 @@ def test_a_control_node_gets_what_the_recipe_measured(debian, defaults, tmp_path
                  "glance/glance-api.conf"):
         assert node.get(f"/etc/{conf}", "oslo_messaging_rabbit",
                         "heartbeat_timeout_threshold") == str(heartbeat), conf
+    # Every node's keystone and nova hash cache keys over the same live memcached servers:
+    # one found dead is retried soon.
+    for conf in ("keystone/keystone.conf", "nova/nova.conf"):
+        assert node.get(f"/etc/{conf}", "cache", "memcache_dead_retry") == \
+            str(CACHE_DEAD_RETRY_SECONDS), conf
+        assert node.get(f"/etc/{conf}", "cache", "memcache_servers") == \
+            ",".join(f"{n.ip}:11211" for n in s.controls), conf
     # zed refuses linuxbridge without it; the agent bridges the interface holding the address.
     assert node.get("/etc/neutron/neutron.conf", "experimental", "linuxbridge") == "true"
     assert node.get("/etc/neutron/plugins/ml2/linuxbridge_agent.ini", "linux_bridge",
