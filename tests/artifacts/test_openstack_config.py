@@ -266,9 +266,9 @@ def test_a_control_node_gets_what_the_recipe_measured(debian, defaults, tmp_path
         str(s.openstack.workers)
     # Debian runs its APIs with 32 threads; an eventlet code base hangs with more than one.
     eventlet_inis = sorted(str(ini.relative_to(node.root)) for project in
-                           ("nova", "neutron", "cinder", "heat")
+                           ("placement", "nova", "neutron", "cinder", "heat")
                            for ini in (node.root / "etc" / project).glob("*-uwsgi.ini"))
-    assert len(eventlet_inis) == 6, eventlet_inis
+    assert len(eventlet_inis) == 7, eventlet_inis
     for ini in eventlet_inis:
         assert node.get(f"/{ini}", "uwsgi", "threads") == "1", ini
     assert node.get("/etc/keystone/keystone-uwsgi.ini", "uwsgi", "threads") == "4"
