@@ -26,9 +26,8 @@ test: deps venv
 
 # The lab: the stack's own steps on libvirt LXC containers in a private network namespace
 # (tests/lab; converge, checks, Tempest's smoke selection, a failover round per layout, re-run,
-# delete). `make lab-vms` runs
-# the same tests on qemu VMs under software emulation (slow). PROFILE=fast for the quick failover
-# settings (lab/session.py).
+# delete). `make lab-vms` runs the same tests on qemu VMs under software emulation (slow).
+# PROFILE=fast for the quick failover settings (lab/session.py).
 PROFILE ?= default
 lab-deps: deps
 	bash .ci/install-deps lab/host-packages.txt

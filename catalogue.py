@@ -110,6 +110,13 @@ def base_url(service: Service, host: str, tls_enabled: bool) -> str:
     return f"http://{host}:{service.port}"
 
 
+def browser_url(service: Service, host: str, tls_enabled: bool) -> str:
+    """`base_url` as a browser writes it, the scheme's default port left out (Django compares a
+    login's Referer with the Host header, which carries no default port)."""
+    url = base_url(service, host, tls_enabled)
+    return url.removesuffix(":443" if url.startswith("https:") else ":80")
+
+
 def endpoints(services: dict[str, bool], host: str,
               tls_enabled: bool) -> list[tuple[str, str, str]]:
     """(service type, interface, URL) of every keystone endpoint, all at `host`.

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_random as random
 
 import openstack_packages
-from catalogue import SERVICES, base_url, by_name, endpoints
+from catalogue import SERVICES, base_url, browser_url, by_name, endpoints
 from components.block_storage import ceph_keys
 from components.credentials import Credentials, stdin_lines
 from components.cluster_units import DATABASES_MADE, Restart, merged, volume_service
@@ -228,5 +228,4 @@ def dashboard_url(settings: Settings) -> Optional[str]:
     if not settings.services.get("horizon"):
         return None
     path = "/dashboard" if settings.image.os_family == "rhel" else "/"
-    url = base_url(by_name("horizon"), settings.vip_fqdn, settings.tls_enabled)
-    return url.removesuffix(":443" if settings.tls_enabled else ":80") + path
+    return browser_url(by_name("horizon"), settings.vip_fqdn, settings.tls_enabled) + path

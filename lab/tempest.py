@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from catalogue import browser_url, by_name
 from lab.hypervisor import in_namespace
 from lab.openstack import ADMIN_PROJECT, ADMIN_USER, FLAVOR, KEYSTONE_PORT, Cloud
 
@@ -63,9 +64,7 @@ def tempest_conf(cloud: Cloud, work: Path, image: str) -> configparser.ConfigPar
 
     image_id = id_of("image", image)
     extensions = cloud.run("extension", "list", "--network", "-f", "value", "-c", "Alias")
-    # As a browser has it, the default port left out: over TLS Django checks a login's Referer
-    # against the Host header, which carries no ":443".
-    horizon = f"{cloud.scheme}://{cloud.fqdn}/"
+    horizon = browser_url(by_name("horizon"), cloud.fqdn, cloud.tls) + "/"
     conf = configparser.ConfigParser()
     conf.read_dict({
         "DEFAULT": {"log_dir": str(work / "logs"), "log_file": "tempest.log"},
