@@ -397,7 +397,8 @@ def run_drill(lab, layout: str, victim: Node, fault: str, profile: str = "defaul
     victim_ids = {victim.mac, victim.name}
     columns = COLUMNS if cloud else CLUSTER_COLUMNS
     if cloud:
-        result.before, errors = cloud.until_all_pass(time.monotonic(), DEADLINE_SECONDS)
+        result.before, errors = cloud.until_all_pass(time.monotonic(), DEADLINE_SECONDS,
+                                                     lifecycle=False)
         if errors:
             raise RuntimeError(f"the cloud's checks do not pass before the fault: {errors}")
         cloud.keep_for_the_fault()
@@ -438,7 +439,8 @@ def run_drill(lab, layout: str, victim: Node, fault: str, profile: str = "defaul
         # Once every API answers again: started at the fault, the client's processes (a Python
         # start and a password hash per call) loaded the nodes they were timing.
         recovered = dict(zip(("seconds", "errors"), cloud.until_all_pass(
-            killed, time.monotonic() - killed + DEADLINE_SECONDS, after_fault=True)))
+            killed, time.monotonic() - killed + DEADLINE_SECONDS, after_fault=True,
+            lifecycle=False)))
     seen.update({k: v for k, v in recovered.get("seconds", {}).items() if v is not None})
     result.seconds = {c: seen.get(c) for c in columns}
     result.errors = recovered.get("errors", {})

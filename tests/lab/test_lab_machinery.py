@@ -601,3 +601,44 @@ def test_tempest_is_configured_from_the_stack(tmp_path):
                                     {"cinder": True}, None)
     assert tempest.tempest_conf(without_volumes, tmp_path, "lab-kept")[
         "service_available"]["cinder"] == "false"
+
+
+class _CinderCloud(openstack.Cloud):
+    """A client whose cinder makes every volume and snapshot available at once and deletes
+    them at once; it records each call's kind and verb."""
+
+    def __init__(self):
+        super().__init__("openstack.osha-lab.internal", "pw", "RegionOne", {"cinder": True},
+                         None, volumes=True)
+        self.calls: list[str] = []
+        self.present: set[str] = set()
+
+    def run(self, *args, timeout=0):
+        words = 3 if args[:2] == ("volume", "snapshot") else 2
+        call, rest = " ".join(args[:words]), args[words:]
+        self.calls.append(call)
+        if call.endswith("create"):
+            self.present.add(rest[rest.index("-f") - 1])
+        elif call.endswith("delete"):
+            self.present.difference_update(rest)
+        elif call.endswith("list"):
+            name = rest[rest.index("--name") + 1]
+            return json.dumps([{"Status": "available"}] if name in self.present else [])
+        return ""
+
+
+def _volume_check_calls(lifecycle: bool) -> tuple[list[str], set[str]]:
+    """The calls of the volume check a drill runs after its fault, and what it left behind."""
+    cloud = _CinderCloud()
+    checks = openstack.CloudChecks(cloud, schedulers=3)
+    checks.kept = ("lab-kept", b"")
+    checks.checks(after_fault=True, lifecycle=lifecycle)["volume"]()
+    return [c for c in cloud.calls if not c.endswith("list")], cloud.present
+
+
+def test_a_drills_volume_check_makes_and_deletes_one_volume_and_the_first_check_the_lifecycle():
+    calls, left = _volume_check_calls(lifecycle=False)
+    assert calls == ["volume create", "volume delete"] and not left
+    calls, left = _volume_check_calls(lifecycle=True)
+    assert calls.count("volume create") == 3 and "volume set" in calls, calls
+    assert calls.count("volume snapshot create") == 1 and not left, (calls, left)
