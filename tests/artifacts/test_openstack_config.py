@@ -221,6 +221,48 @@ def test_every_key_lands_and_a_second_run_changes_nothing(debian, defaults, name
     assert not leaked
 
 
+# The package manager of a node with nothing installed yet: apt-get's install exits 100 as when
+# a package's own script failed; a `dpkg --configure -a` after it configures the packages
+# (OSHA_TEST_DPKG_FIXES) or not.
+PACKAGE_MANAGER = {
+    "dpkg-query": '[ -e "$OSHA_ROOT/configured" ] && echo "install ok installed" '
+                  '|| echo "install ok unpacked"\n',
+    "apt-get": 'echo "apt-get $*" >> "$OSHA_TEST_LOG"\n'
+               '[ "$1" = update ] && exit 0\ntouch "$OSHA_ROOT/apt-failed"\nexit 100\n',
+    "dpkg": 'echo "dpkg $*" >> "$OSHA_TEST_LOG"\n'
+            'if [ -e "$OSHA_ROOT/apt-failed" ] && [ -n "${OSHA_TEST_DPKG_FIXES:-}" ]; then\n'
+            '  touch "$OSHA_ROOT/configured"\nfi\n',
+    "debconf-set-selections": "cat > /dev/null\n",
+    "hostname": "echo ctl1.osha.internal\n",
+}
+
+
+@pytest.mark.parametrize("configured_again", [True, False])
+def test_a_package_script_that_fails_once_is_run_again_and_one_that_fails_twice_stops_the_step(
+        debian, defaults, tmp_path, configured_again):
+    node = Node(debian, "ctl1", defaults, tmp_path)
+    for tool, text in PACKAGE_MANAGER.items():
+        (tmp_path / "bin" / tool).write_text("#!/bin/bash\n" + text)
+        (tmp_path / "bin" / tool).chmod(0o755)
+    (node.root / "usr/sbin").mkdir(parents=True)
+    env = {**node.env, **({"OSHA_TEST_DPKG_FIXES": "yes"} if configured_again else {})}
+    result = subprocess.run(["bash", "-c", node.script("ctl1-openstack-install")],
+                            input=node.stdin, env=env, capture_output=True, text=True,
+                            timeout=300)
+    calls = node.log.read_text().splitlines()
+    installs = [c for c in calls if c.startswith("apt-get install")]
+    assert len(installs) == 1, calls
+    assert calls[calls.index(installs[0]) + 1] == "dpkg --configure -a", calls
+    assert "dpkg configures what it left once more" in result.stderr
+    # The step's own policy-rc.d is gone either way.
+    assert not (node.root / "usr/sbin/policy-rc.d").exists()
+    if configured_again:
+        assert result.returncode == 0, result.stderr
+        assert "installed" in result.stdout
+    else:
+        assert result.returncode == 1
+        assert "is not installed" in result.stderr.splitlines()[-1], result.stderr
+
 def test_units_pacemaker_starts_run_from_copies_ordered_after_targets_only(debian, defaults,
                                                                           tmp_path):
     """glance-api's package orders it after rabbitmq-server: started by Pacemaker while the broker
