@@ -62,7 +62,7 @@ class ConfigFile(Strict):
     services: Optional[list[str]] = None
     family: Optional[Family] = None
     mechanism: Optional[Literal["linuxbridge", "openvswitch"]] = None
-    block: Optional[list[Literal["ceph", "rbd"]]] = None
+    block: Optional[list[Literal["none", "ceph", "rbd"]]] = None
     kind: Literal["ini", "shell", "whole"] = "ini"
     delete: list[tuple[str, str]] = []
     units: PerFamily
@@ -96,6 +96,7 @@ class ServiceInstall(Strict):
     packages: PerFamily
     units: Optional[PerFamily] = None
     cluster_unit: Optional[dict[Family, str]] = None
+    image_store: bool = False
     databases: list[str] = []
     user: Optional[str] = None
     keystone: Optional[KeystoneEntry] = None

@@ -116,8 +116,9 @@ def _compute_agent(family: str, services: dict[str, bool], l2_unit: Optional[str
 
 
 def run_units(role: str, family: str, services: dict[str, bool], l2_unit: Optional[str],
-              driver: str) -> list[str]:
-    """Units every node of `role` runs once the bootstrap is done."""
+              driver: str, images_in_ceph: bool = False) -> list[str]:
+    """Units every node of `role` runs once the bootstrap is done (glance-api too with its
+    images in Ceph)."""
     if role == "compute":
         compute = data()["compute"]
         agent = _compute_agent(family, services, l2_unit)
@@ -128,6 +129,9 @@ def run_units(role: str, family: str, services: dict[str, bool], l2_unit: Option
         found += l2_agents(family)[l2_unit].get("units", [])
     for name in _on(services):
         found += service_units(name, family)
+    if images_in_ceph:
+        found += [data()["services"][name]["cluster_unit"][family] for name in _on(services)
+                  if data()["services"][name].get("image_store")]
     return _unique(found)
 
 
@@ -136,10 +140,14 @@ def service_units(service: str, family: str) -> list[str]:
     return list(data()["services"][service].get("units", {}).get(family, []))
 
 
-def cluster_units(family: str, services: dict[str, bool]) -> dict[str, str]:
-    """Services Pacemaker runs on one node instead: {catalogue service: unit}."""
-    return {name: data()["services"][name]["cluster_unit"][family] for name in _on(services)
-            if "cluster_unit" in data()["services"][name]}
+def cluster_units(family: str, services: dict[str, bool],
+                  images_in_ceph: bool = False) -> dict[str, str]:
+    """Services Pacemaker runs on one node instead: {catalogue service: unit}. One that keeps
+    images (`image_store`) only while they are on the shared disk."""
+    entries = data()["services"]
+    return {name: entries[name]["cluster_unit"][family] for name in _on(services)
+            if "cluster_unit" in entries[name]
+            and not (images_in_ceph and entries[name].get("image_store"))}
 
 
 def idle_units(role: str, family: str) -> list[str]:

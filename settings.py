@@ -411,9 +411,10 @@ class Cluster(Section):
         "run it again this long after the failure; 0 keeps it out until `pcs resource cleanup`",
         ge=0, le=86400)
     shared_dir: Path = setting("/var/lib/openstack-ha", "where the shared disk is mounted, on one "
-                               "node at a time: MySQL's datadir (`mysql/`) and glance's image "
-                               "store (`glance-images/`) lie in it; a directory of its own, not "
-                               "one of the system's (`/etc`, `/var/lib`, anything in `/usr`, ...)")
+                               "node at a time: MySQL's datadir (`mysql/`) and, without the "
+                               "stack's own Ceph, glance's image store (`glance-images/`) lie in "
+                               "it; a directory of its own, not one of the system's (`/etc`, "
+                               "`/var/lib`, anything in `/usr`, ...)")
     singletons: Optional[ListOf[Singleton]] = setting(derived=singletons_for,
                                                       doc="services run on exactly one node")
     tcp_keepalive: TcpKeepalive = setting(TcpKeepalive, "kernel keepalives against half-dead "
@@ -973,6 +974,11 @@ class Settings(Section):
     attaches_volumes_with_libvirt = property(
         lambda self: self.block_storage.enabled and bool(self.computes)
         and openstack_packages.attaches_with_libvirt(self.openstack.compute_driver))
+
+    # With the stack's own Ceph, glance keeps its images in a pool there and every control node
+    # serves them; else in a directory of the shared disk, served by the node that mounts it.
+    images_in_ceph = property(
+        lambda self: self.block_storage.backend == "ceph" and bool(self.services.get("glance-api")))
 
     def hypervisor(self, name: str) -> Hypervisor:
         return next(h for h in self.hypervisors if h.name == name)

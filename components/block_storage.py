@@ -1,13 +1,16 @@
-"""Block storage: cinder-volume's Ceph backend (`blockStorage`).
+"""Block storage: cinder-volume's Ceph backend (`blockStorage`), and glance's images with the
+stack's own Ceph.
 
 - `ceph_facts`: what the config files and steps say about Ceph (None without a backend): with
   backend `ceph` a cluster the stack runs on the control nodes, with `rbd` one of the user's.
 - `ceph_keys`: the cephx keys backend `ceph` generates once (pulumi-random): the monitors',
-  the admin's, each node's manager and OSD, and cinder's client. Every monitor is made from the
-  same keys and monmap, so the monitors form one quorum without anything copied between nodes.
+  the admin's, each node's manager and OSD, cinder's client and glance's. Every monitor is made
+  from the same keys and monmap, so the monitors form one quorum without anything copied between
+  nodes.
 - `CephCluster` (backend `ceph`): per control node `<node>-ceph-mon` after its OpenStack install
   (the packages and /etc/ceph/ceph.conf), then `<node>-ceph-osd` once every monitor is made:
-  its manager, its OSD (bluestore on a file) and the volumes pool.
+  its manager, its OSD (bluestore on a file), the volumes pool, and glance's images pool and
+  client.
 - `LibvirtCephSecret` (either backend, compute nodes with a libvirt driver): cinder's client key
   as a libvirt secret, once the node's libvirtd runs.
 cinder-volume itself is a Pacemaker resource (components/cluster_units.py).
@@ -31,6 +34,10 @@ GIB = 1024 ** 3
 # cinder-volume's `backend_host`: the one name its volumes are served under, wherever it runs.
 VOLUME_HOST = "cluster"
 CLIENT_KEYRING = "/etc/ceph/openstack-ha-volumes.keyring"
+# glance's images with the stack's own Ceph (Settings.images_in_ceph): its pool, its client, the
+# key that client acts with (readable by glance's group).
+IMAGE_POOL, IMAGE_USER = "images", "glance"
+IMAGE_KEYRING = "/etc/ceph/openstack-ha-images.keyring"
 # Bluestore's cache per OSD (Ceph's default is 4 GiB, more than a control node spares).
 OSD_MEMORY_BYTES = GIB
 # How long an OSD step waits for the monitors' quorum and for its own OSD to be up.
@@ -73,6 +80,8 @@ def ceph_facts(settings: Settings) -> Optional[dict[str, Any]]:
                      network=str(settings.network.cidr), pool_size=min(3, len(controls)),
                      pool_min_size=2 if len(controls) >= 3 else 1,
                      osd_size_bytes=storage.osd_size_gib * GIB, osd_memory_bytes=OSD_MEMORY_BYTES)
+    facts["images"] = ({"pool": IMAGE_POOL, "user": IMAGE_USER, "keyring": IMAGE_KEYRING}
+                       if settings.images_in_ceph else None)
     return facts
 
 
@@ -86,13 +95,14 @@ def osd_key(node: Node) -> str:
 
 def ceph_keys(settings: Settings, parent: pulumi.Resource) -> dict[str, pulumi.Output]:
     """{secret name: cephx key}: cinder's client key (the cephClientKey secret with backend
-    rbd), and with backend ceph every key the cluster needs."""
+    rbd), and with backend ceph every key the cluster needs (glance's with glance-api on)."""
     backend = settings.block_storage.backend
     if backend == "rbd":
         return {"ceph_client": settings.secrets["cephClientKey"]}
     if backend != "ceph":
         return {}
     names = ["ceph_client", "ceph_mon", "ceph_admin",
+             *(["ceph_images"] if settings.images_in_ceph else []),
              *(f(n) for n in settings.controls for f in (mgr_key, osd_key))]
     return {name: random.RandomBytes(f"{name.replace('_', '-')}-key", length=16,
                                      opts=pulumi.ResourceOptions(parent=parent)).base64.apply(
@@ -128,7 +138,8 @@ class CephCluster(pulumi.ComponentResource):
             f"{node.spec.name}-ceph-osd", parent=self, depends_on=mon_steps,
             create=render("ceph-osd.sh.j2", node_name=node.spec.name, ceph=facts,
                           osd_uuid=osd_uuid(s, node.spec), wait_seconds=CEPH_WAIT_SECONDS),
-            stdin=args.bundle([mgr_key(node.spec), osd_key(node.spec)]))
+            stdin=args.bundle([mgr_key(node.spec), osd_key(node.spec),
+                               *(["ceph_images"] if facts["images"] else [])]))
             for node in args.controls]
         self.register_outputs({"fsid": facts["fsid"]})
 

@@ -5,8 +5,10 @@ moves as a whole. HAProxy runs on every control node (a clone the group follows)
 layout, inside the group right after the VIP. The broker likewise: a clone on every control node
 the group follows (it keeps nothing on the shared disk, so a failover finds one already running),
 or, in the seed's layout, in the group after MySQL. The Filesystem is mounted at
-`cluster.sharedDir`: MySQL's datadir and, when the stack installs OpenStack, glance's image store
-are directories in it, and glance-api runs where it is mounted. cinder-volume (with a
+`cluster.sharedDir`: MySQL's datadir and, when the stack installs OpenStack without Ceph of its
+own, glance's image store are directories in it, and glance-api runs where it is mounted (with
+the stack's Ceph, glance's images are in a pool there and every control node runs glance-api,
+balanced like every other API). cinder-volume (with a
 blockStorage backend) is one primitive outside the group: its volumes are in Ceph, so it runs on
 any node and moves alone.
 

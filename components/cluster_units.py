@@ -3,7 +3,8 @@
 The one declaration the cluster's packages step, the resource layout, the install and the repoint
 ask:
 - `single_node_services`: the OpenStack services Pacemaker runs on one node, {resource id: unit}:
-  glance-api when the stack installs it (its image store is on the shared filesystem), then the
+  glance-api when the stack installs it with its image store on the shared filesystem (not in
+  the stack's own Ceph: then every control node runs it), then the
   seed's single-instance services (`cluster.singletons`), then cinder-volume with a block
   storage backend (`volume_service`);
 - `units_only_pacemaker_starts`: every unit systemd must leave stopped and disabled: MySQL, the
@@ -29,10 +30,12 @@ DATABASES_MADE = "/etc/openstack-ha/databases.made"
 
 def installed_single_node_services(settings: Settings) -> dict[str, str]:
     """{resource id: unit} of the services the stack installs that Pacemaker runs on one node
-    (glance-api); none when the image carries the services."""
+    (glance-api, while its images are on the shared disk); none when the image carries the
+    services."""
     if not settings.openstack.installs:
         return {}
-    return openstack_packages.cluster_units(settings.image.os_family, settings.services)
+    return openstack_packages.cluster_units(settings.image.os_family, settings.services,
+                                            settings.images_in_ceph)
 
 
 def volume_service(settings: Settings) -> dict[str, str]:

@@ -190,7 +190,8 @@ class ClusterNode(pulumi.ComponentResource):
 
 
 def node_apis(settings: Settings, node: Node) -> list[str]:
-    """address:port of every API this node serves itself (glance-api runs on one node only)."""
+    """address:port of every API this node serves itself (not one Pacemaker runs on one node:
+    glance-api with its images on the shared disk)."""
     if node.role != "control":
         return []
     cluster_run = installed_single_node_services(settings)

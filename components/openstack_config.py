@@ -272,7 +272,7 @@ def node_plan(settings: Settings, node: Node) -> NodePlan:
         files=tuple(f for f, _ in files),
         restarts=_restarts(s, node, files),
         run_units=tuple(openstack_packages.run_units(node.role, family, s.services, l2_unit,
-                                                     driver)),
+                                                     driver, s.images_in_ceph)),
         cluster_units=tuple(resource_of_unit(s, node.role)),
         idle_units=tuple(openstack_packages.idle_units(node.role, family)),
         keystone_keys=control and bool(s.services.get("keystone")),

@@ -49,10 +49,11 @@ def built(request, tmp_path_factory):
 
 def group_members(settings) -> list[str]:
     """The group in its order: MySQL right after the Filesystem holding its datadir (every API
-    waits for it; it waits for nothing else), then glance-api (the stack installs it: its image
-    store is on the Filesystem, and it needs the database), then the seed's broker."""
+    waits for it; it waits for nothing else), then glance-api (the stack installs it without its
+    own Ceph: its image store is on the Filesystem, and it needs the database), then the seed's
+    broker."""
     glance = ["glance-api"] if settings.openstack.installs and settings.services["glance-api"] \
-        else []
+        and not settings.images_in_ceph else []
     broker = ["broker"] if settings.cluster.broker_layout == "group" else []
     members = ["vip", "shared-fs", "mysql", *glance, *broker,
                *(s.name for s in settings.cluster.singletons)]

@@ -237,9 +237,11 @@ CASES = {
             "name": [h], "fsid": [h], "pool": [h], "client": [f"client.{h}"], "monitors": [h],
             "addresses": [h], "manager_keys": [h]})]),
     "ceph-osd": Case("ceph-osd.sh.j2", lambda h: dict(
-        node_name=h, osd_uuid=h, ceph=dict(pool=h), wait_seconds=300), [
+        node_name=h, osd_uuid=h, ceph=dict(pool=h, images=dict(pool=h, user=h)),
+        wait_seconds=300), [
         Fragment(r"name=", r"work=", variables=lambda h: {
-            "name": [h], "osd_uuid": [h], "pool": [h], "wait_seconds": ["300"]})]),
+            "name": [h], "osd_uuid": [h], "pools": [h, h], "image_client": [f"client.{h}"],
+            "image_pool": [h], "wait_seconds": ["300"]})]),
     "libvirt-ceph-secret": Case("libvirt-ceph-secret.sh.j2", lambda h: dict(
         secret_uuid=h, secret_xml=h), [
         Fragment(r"uuid=", r"work=", variables=lambda h: {"uuid": [h], "definition": [h]})]),

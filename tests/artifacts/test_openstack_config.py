@@ -265,13 +265,13 @@ def test_a_package_script_that_fails_once_is_run_again_and_one_that_fails_twice_
 
 def test_units_pacemaker_starts_run_from_copies_ordered_after_targets_only(debian, defaults,
                                                                           tmp_path):
-    """glance-api's package orders it after rabbitmq-server: started by Pacemaker while the broker
-    starts, its job waited and Pacemaker failed the start. The copy in /etc keeps every other line
-    of the packaged unit."""
+    """The packages order their units after rabbitmq-server, mysql and keystone: glance-api's,
+    started by Pacemaker while the broker started, waited and Pacemaker failed the start. The copy
+    in /etc keeps every other line of the packaged unit."""
     node = Node(debian, "ctl1", defaults, tmp_path)
     _, calls = node.install()
     plan = node_plan(node.graph.settings, node.spec)
-    assert "glance-api" in plan.cluster_units
+    assert plan.cluster_units == ("neutron-linuxbridge-agent", "cinder-volume")
     for unit in plan.cluster_units:
         packaged = (node.root / f"lib/systemd/system/{unit}.service").read_text().splitlines()
         copy = (node.root / f"etc/systemd/system/{unit}.service").read_text().splitlines()
@@ -281,7 +281,7 @@ def test_units_pacemaker_starts_run_from_copies_ordered_after_targets_only(debia
                  for word in line.removeprefix("After=").split()]
         assert after and all(word.endswith(".target") for word in after), (unit, after)
     assert "After=network-online.target local-fs.target remote-fs.target" in \
-        (node.root / "etc/systemd/system/glance-api.service").read_text()
+        (node.root / "etc/systemd/system/cinder-volume.service").read_text()
     assert "systemctl daemon-reload" in calls
     _, calls = node.install()
     assert "systemctl daemon-reload" not in calls
@@ -336,9 +336,11 @@ def test_a_control_node_gets_what_the_recipe_measured(debian, defaults, tmp_path
     # Debian writes region regionOne and a broken [placement] username: both set.
     assert node.get("/etc/nova/nova.conf", "placement", "username") == "nova"
     assert node.get("/etc/nova/nova.conf", "keystone_authtoken", "region_name") == "RegionOne"
-    # Glance's store is on the shared disk's filesystem.
-    assert node.get("/etc/glance/glance-api.conf", "glance_store",
-                    "filesystem_store_datadir") == f"{s.cluster.shared_dir}/glance-images/"
+    # Glance's store is the stack's Ceph, as glance's own client.
+    assert node.get("/etc/glance/glance-api.conf", "glance_store", "default_store") == "rbd"
+    assert node.get("/etc/glance/glance-api.conf", "glance_store", "rbd_store_user") == "glance"
+    assert node.get("/etc/ceph/ceph.conf", "client.glance", "keyring") == \
+        "/etc/ceph/openstack-ha-images.keyring"
     # Keystone's keys: the stack's, 0600, nothing else in the repositories.
     for repository in ("fernet", "credential"):
         keys = node.root / f"etc/keystone/{repository}-keys"
@@ -387,14 +389,16 @@ def test_a_changed_file_restarts_only_its_readers_and_cluster_units_through_pace
     nova = node.root / "etc/nova/nova.conf"
     subprocess.run(["crudini", "--set", str(nova), "glance", "api_servers", "http://old:9292"],
                    check=True)
-    glance = node.root / "etc/glance/glance-api.conf"
-    subprocess.run(["crudini", "--set", str(glance), "DEFAULT", "workers", "8"], check=True)
+    l2_agent = node.root / "etc/neutron/plugins/ml2/linuxbridge_agent.ini"
+    subprocess.run(["crudini", "--set", str(l2_agent), "vxlan", "l2_population", "true"],
+                   check=True)
     output, _ = node.install(running=True)
     # The install leaves the restarts to the node's rolling restart, which does them.
     _, calls = node.run("ctl1-rolling-restart", running=True)
     restarted = {u for c in calls if c.startswith("systemctl try-restart") for u in c.split()[2:]}
     assert "nova-api.service" in restarted and "nova-conductor.service" in restarted
     assert not [u for u in restarted if not u.startswith("nova-")]
-    # glance-api runs where Pacemaker put it: restarted through Pacemaker, never systemctl.
-    assert "crm_resource --restart --resource glance-api --timeout=300s" in calls
-    assert "/etc/nova/nova.conf" in output and "/etc/glance/glance-api.conf" in output
+    # The L2 agent runs where Pacemaker put it: restarted through Pacemaker, never systemctl.
+    assert "crm_resource --restart --resource neutron-l2-agent --timeout=300s" in calls
+    assert "/etc/nova/nova.conf" in output and "/etc/neutron/plugins/ml2/linuxbridge_agent.ini" \
+        in output

@@ -385,8 +385,9 @@ def test_a_change_every_api_reads_restarts_them_node_by_node_without_a_refused_c
     """The update path of a change that restarts every API service: each node drained from
     HAProxy while its services restart, one node at a time. The first run is killed while the
     second node restarts (`session.interruption_from_environment`); the second run finishes the
-    change, and every node serves again. An API that runs on one node only (glance-api, in the
-    core group) has no other server: its restart in place is reported."""
+    change, and every node serves again. An API that runs on one node only (glance-api in the
+    core group, with its images on the shared disk) has no other server: its restart in place is
+    reported."""
     drill.wait_settled(lab)
     rendered = render_with_template_edits(lab, tmp_path, EVERY_API_CHANGE)
     changed = replay.changed_steps(replay.Rendered.load(lab.rendered), replay.Rendered.load(rendered))

@@ -11,6 +11,8 @@ import pytest
 import openstack_packages
 import settings
 from components.block_storage import cephx_key, libvirt_secret_uuid
+from components.node import node_apis
+from components.openstack_config import node_plan
 from tests.conftest import stack_config
 from tests.unit.test_settings import problems
 from tools import render
@@ -77,12 +79,13 @@ def test_each_step_gets_only_the_keys_it_uses(lab):
     def names(step: str) -> set[str]:
         return {line.split("=", 1)[0] for line in
                 lab.named(step).inputs["stdin"].splitlines()}
-    assert names("ctl2-ceph-osd") == {"ceph_mgr_ctl2", "ceph_osd_ctl2"}
+    assert names("ctl2-ceph-osd") == {"ceph_mgr_ctl2", "ceph_osd_ctl2", "ceph_images"}
     assert names("ctl2-ceph-mon") == {"ceph_client", "ceph_mon", "ceph_admin", "ceph_mgr_ctl1",
                                       "ceph_mgr_ctl2", "ceph_mgr_ctl3"}
-    # cinder's client key reaches the install, the OSDs' keys do not.
+    # cinder's and glance's client keys reach the install, the OSDs' keys do not.
     install = names("ctl1-openstack-install")
-    assert "ceph_client" in install and not [n for n in install if n.startswith("ceph_osd")]
+    assert {"ceph_client", "ceph_images"} <= install
+    assert not [n for n in install if n.startswith("ceph_osd")]
 
 
 def test_an_external_cluster_runs_no_ceph_daemons_and_uses_the_given_key():
@@ -131,3 +134,32 @@ def test_compute_nodes_without_libvirt_get_no_secret(lab):
     install = lab.named("cmp1-openstack-install").inputs["create"]
     assert "rbd_secret_uuid" not in install
     assert not [p for p in libvirt_packages(lab.settings) if f" {p}" in install]
+
+
+@pytest.mark.parametrize("overrides, in_ceph", [
+    ({}, True), ({"blockStorage": RBD, "cephClientKey": "AQB1"}, False),
+    ({"blockStorage": {"backend": "none"}}, False)], ids=["ceph", "rbd", "none"])
+def test_glance_serves_from_every_control_node_with_its_images_in_the_stacks_ceph(overrides,
+                                                                                   in_ceph):
+    """With the stack's Ceph, glance's images are in its `images` pool (glance's own client,
+    made by the OSD step) and every control node runs glance-api behind HAProxy, drained like the
+    other APIs; else they are on the shared disk and glance-api is a group member, on the node
+    that mounts it."""
+    graph = render.run_program(stack_config("debian", **overrides), "debian")
+    ctl1 = graph.settings.controls[0]
+    plan = node_plan(graph.settings, ctl1)
+    install = graph.named("ctl1-openstack-install").inputs["create"]
+    assert ("glance-api" in plan.run_units) == in_ceph
+    assert ("glance-api" in plan.cluster_units) != in_ceph
+    assert ("shadow resource create glance-api" in graph.named("cluster-layout").inputs["create"]) \
+        != in_ceph
+    assert (f"{ctl1.ip}:9292" in node_apis(graph.settings, ctl1)) == in_ceph
+    assert (f"{ctl1.ip}:9292" in graph.named("ctl1-rolling-restart").inputs["create"]) == in_ceph
+    assert ("default_store = rbd" in install) == in_ceph
+    assert ("filesystem_store_datadir" in install) != in_ceph
+    assert ("AssertPathIsMountPoint" in install) != in_ceph
+    assert ("ceph_images=" in graph.named("ctl1-openstack-install").inputs["stdin"]) == in_ceph
+    if in_ceph:
+        osd = graph.named("ctl1-ceph-osd").inputs["create"]
+        assert "pools=(volumes images)" in osd and "ceph auth import" in osd
+        assert "[client.glance]\nkeyring = /etc/ceph/openstack-ha-images.keyring" in install
