@@ -332,6 +332,28 @@ def test_a_run_that_ends_with_restarts_pending_leaves_the_node_drained_for_the_n
     assert status_of("ctl1") == "UP" and not state.exists() and not pending(root).exists()
 
 
+def test_a_server_its_checks_find_down_is_drained_too_before_its_restart(dev_graph, cloud):
+    """A server HAProxy finds down when the restart begins (in CI's lab: an answer slower than
+    the check's timeout on a loaded host) can pass its checks again while its services restart:
+    it is drained with the others, and serves again only once the restart is done."""
+    tmp_path, root = cloud
+    pending(root).parent.mkdir(parents=True)
+    pending(root).write_text("unit nova-api\n")
+    os.kill(int((tmp_path / "backend-ctl1.pid").read_text()), signal.SIGTERM)
+    until(lambda: status_of("ctl1").startswith("DOWN"))
+    client = Client()
+    client.start()
+    try:
+        result = rolling_restart(dev_graph, tmp_path, root)
+    finally:
+        client.stop.set()
+        client.join(timeout=10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "drained ctl1 from: api" in result.stdout, result.stdout
+    assert "ctl1 serves again: api" in result.stdout, result.stdout
+    assert status_of("ctl1") == "UP" and client.calls > 10 and client.failed == [], \
+        (client.calls, client.failed[:5])
+
 def agent_says(node: str, proxy: str, settings) -> str:
     """What `node`'s agent answers HAProxy asking for `proxy`."""
     port = int(re.search(r"agent-port (\d+)", haproxy_config(settings))[1])
