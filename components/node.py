@@ -10,7 +10,7 @@ import pulumi_libvirt as libvirt
 import pulumi_tls as tls
 
 import openstack_packages
-from catalogue import SERVICES
+from catalogue import SERVICES, Service
 from components.cluster_units import installed_single_node_services
 from components.credentials import Credentials
 from components.hypervisor import HypervisorSite
@@ -189,12 +189,17 @@ class ClusterNode(pulumi.ComponentResource):
             **kwargs)
 
 
-def node_apis(settings: Settings, node: Node) -> list[str]:
-    """address:port of every API this node serves itself (not one Pacemaker runs on one node:
-    glance-api with its images on the shared disk)."""
+def node_services(settings: Settings, node: Node) -> list[Service]:
+    """Every API this node serves itself (not one Pacemaker runs on one node: glance-api with its
+    images on the shared disk); each is HAProxy's proxy of that name."""
     if node.role != "control":
         return []
     cluster_run = installed_single_node_services(settings)
-    return [f"{node.ip}:{s.port}" for s in SERVICES
+    return [s for s in SERVICES
             if settings.services.get(s.name) and s.name in openstack_packages.installable()
             and s.name not in cluster_run]
+
+
+def node_apis(settings: Settings, node: Node) -> list[str]:
+    """address:port of every API this node serves itself (`node_services`)."""
+    return [f"{node.ip}:{s.port}" for s in node_services(settings, node)]

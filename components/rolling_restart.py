@@ -18,7 +18,7 @@ import pulumi
 import pulumi_command as command
 
 from components.haproxy import AGENT_STATE, stats_url
-from components.node import ClusterNode, node_apis
+from components.node import ClusterNode, node_apis, node_services
 from components.templating import render
 from settings import NODE_STATE_DIR, Settings
 
@@ -61,7 +61,9 @@ class RollingRestart(pulumi.ComponentResource):
                 f"{node.spec.name}-rolling-restart", parent=self,
                 depends_on=[*steps, *previous], triggers=[trigger(steps)],
                 create=render("rolling-restart.sh.j2", node=node.spec,
-                              apis=node_apis(s, node.spec), pending_restarts=PENDING_RESTARTS,
+                              apis=node_apis(s, node.spec),
+                              proxies=[api.name for api in node_services(s, node.spec)],
+                              pending_restarts=PENDING_RESTARTS,
                               state_file=AGENT_STATE, stats_url=stats_url(s)))
             self.restarted[node.spec.name] = step
             previous = [step]

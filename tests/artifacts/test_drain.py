@@ -236,6 +236,7 @@ def ctl1_step(graph, name: str, tmp_path: Path, root: Path,
                     script, count=1, flags=re.M)
     script = re.sub(r"^apis=\(.*\)$", f"apis=({ADDRESSES['ctl1']}:{API_PORT})", script, count=1,
                     flags=re.M)
+    script = re.sub(r"^proxies=\(.*\)$", "proxies=(api)", script, count=1, flags=re.M)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     for tool, text in (("systemctl", SYSTEMCTL), ("pcs", PCS), ("crm_attribute", CRM_ATTRIBUTE)):

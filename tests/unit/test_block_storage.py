@@ -4,6 +4,7 @@ starts cinder-volume."""
 from __future__ import annotations
 
 import base64
+import re
 import struct
 
 import pytest
@@ -154,7 +155,10 @@ def test_glance_serves_from_every_control_node_with_its_images_in_the_stacks_cep
     assert ("shadow resource create glance-api" in graph.named("cluster-layout").inputs["create"]) \
         != in_ceph
     assert (f"{ctl1.ip}:9292" in node_apis(graph.settings, ctl1)) == in_ceph
-    assert (f"{ctl1.ip}:9292" in graph.named("ctl1-rolling-restart").inputs["create"]) == in_ceph
+    restart = graph.named("ctl1-rolling-restart").inputs["create"]
+    assert (f"{ctl1.ip}:9292" in restart) == in_ceph
+    (proxies,) = re.findall(r"^proxies=\((.*)\)$", restart, re.M)
+    assert ("glance-api" in proxies.split()) == in_ceph and "keystone" in proxies.split()
     assert ("default_store = rbd" in install) == in_ceph
     assert ("filesystem_store_datadir" in install) != in_ceph
     assert ("AssertPathIsMountPoint" in install) != in_ceph
