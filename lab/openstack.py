@@ -7,8 +7,7 @@ VIP's name only; an image uploaded and downloaded byte-identical; a network and 
 flavor; a server (`--nic none`, nova's fake driver) ACTIVE; cinder's schedulers; with a volume
 service, a volume made, extended, snapshotted, cloned from the snapshot and from the kept image,
 then deleted (in a drill: a volume made and deleted, and after the fault, the volume made before
-it still there and snapshotted); heat's
-stack list; Horizon's login page through HAProxy. `CloudChecks.until_all_pass` runs them side by side
+it still there and snapshotted); heat's stack list; Horizon's login page through HAProxy. `CloudChecks.until_all_pass` runs them side by side
 until each has passed once and says when each first did, so the drill can time them from a fault.
 """
 from __future__ import annotations
